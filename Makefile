@@ -1,0 +1,48 @@
+# canhgac — two commands: `make run` and `make test`. Both are self-contained on a
+# fresh machine: they create .venv, install the locked dependencies and what the
+# tests need (Debian packages, the test Elasticsearch node), then run.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.PHONY: run test unit integration lint lock bench deps-system clean help
+
+help:
+	@echo "make run    start collector + agent + mock national center locally (canhgac up)"
+	@echo "make test   install everything the tests need and run the whole suite"
+	@echo "make lint   ruff"
+	@echo "make lock   re-pin requirements.lock from pyproject.toml"
+
+$(STAMP): requirements.lock pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install -q -r requirements.lock
+	$(BIN)/pip install -q --no-deps -e .
+	touch $(STAMP)
+
+run: $(STAMP)
+	$(BIN)/canhgac up
+
+# Debian packages and servers the integration tests use (idempotent, root or sudo).
+deps-system:
+	bash deploy/test-deps.sh
+
+test: $(STAMP) deps-system
+	bash deploy/run-tests.sh
+
+unit: $(STAMP)
+	$(BIN)/pytest -q tests/unit
+
+lint: $(STAMP)
+	$(BIN)/ruff check .
+
+lock:
+	$(PYTHON) -m pip install -q uv && $(PYTHON) -m uv pip compile pyproject.toml --extra test -o requirements.lock --python-version 3.11
+
+bench: $(STAMP)
+	@ls bench/*.py
+
+clean:
+	rm -rf $(VENV) .pytest_cache

@@ -1,0 +1,1 @@
+"""The canhgac agent: probes on a data-center server, shipped durably to the collector."""

@@ -1,0 +1,1 @@
+"""Top-level commands that span agent and collector (up, query, version)."""

@@ -1,0 +1,227 @@
+"""Typed YAML configuration.
+
+A config section is a frozen-ish dataclass; :func:`load_section` turns parsed
+YAML into it and reports the first problem as ``file: key.path: problem``.
+Unknown keys are errors (a typo must not silently fall back to a default).
+Strings of the form ``${NAME}`` or ``${NAME:-default}`` are read from the
+environment so secrets need not sit in files.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import re
+import types
+import typing
+from pathlib import Path
+from typing import Any, Literal, TypeVar, get_args, get_origin, get_type_hints
+
+import yaml
+
+from canhgac.errors import ConfigError
+from canhgac.timeutil import parse_duration
+
+T = TypeVar("T")
+
+_ENV = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
+
+
+class Duration(float):
+    """Seconds; accepts '30s', '15m', '2h', '7d' or a number in YAML."""
+
+
+class Secret(str):
+    """A string never printed by repr() or logged."""
+
+    def __repr__(self) -> str:  # pragma: no cover - trivial
+        return "Secret('***')"
+
+
+def field_meta(doc: str = "", *, min: float | None = None, max: float | None = None) -> dict:
+    return {"doc": doc, "min": min, "max": max}
+
+
+def _describe(value: Any) -> str:
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "boolean"
+    if isinstance(value, int):
+        return "integer"
+    if isinstance(value, float):
+        return "number"
+    if isinstance(value, str):
+        return "string"
+    if isinstance(value, list):
+        return "list"
+    if isinstance(value, dict):
+        return "mapping"
+    return type(value).__name__
+
+
+def _expand_env(value: str, source: str, path: str) -> str:
+    def repl(m: re.Match[str]) -> str:
+        name, default = m.group(1), m.group(2)
+        if name in os.environ:
+            return os.environ[name]
+        if default is not None:
+            return default
+        raise ConfigError(source, path, f"environment variable {name} is not set")
+
+    return _ENV.sub(repl, value)
+
+
+def _join(path: str, key: str | int) -> str:
+    if isinstance(key, int):
+        return f"{path}[{key}]"
+    return f"{path}.{key}" if path else key
+
+
+def convert(value: Any, tp: Any, source: str, path: str) -> Any:
+    """Convert parsed YAML ``value`` to type ``tp`` or raise ConfigError."""
+    origin = get_origin(tp)
+    if tp is Any:
+        return value
+    if origin in (typing.Union, types.UnionType):
+        args = get_args(tp)
+        if value is None and type(None) in args:
+            return None
+        errors = []
+        for arg in args:
+            if arg is type(None):
+                continue
+            try:
+                return convert(value, arg, source, path)
+            except ConfigError as exc:
+                errors.append(exc.problem)
+        raise ConfigError(source, path, errors[0] if len(errors) == 1 else " or ".join(errors))
+    if origin is Literal:
+        allowed = get_args(tp)
+        if value not in allowed:
+            choices = ", ".join(repr(a) for a in allowed)
+            raise ConfigError(source, path, f"must be one of {choices}, got {value!r}")
+        return value
+    if origin in (list, tuple):
+        if not isinstance(value, list):
+            raise ConfigError(source, path, f"expected a list, got {_describe(value)}")
+        (item_tp, *_) = get_args(tp) or (Any,)
+        items = [convert(v, item_tp, source, _join(path, i)) for i, v in enumerate(value)]
+        return tuple(items) if origin is tuple else items
+    if origin is dict:
+        if not isinstance(value, dict):
+            raise ConfigError(source, path, f"expected a mapping, got {_describe(value)}")
+        key_tp, val_tp = get_args(tp) or (str, Any)
+        out = {}
+        for k, v in value.items():
+            out[convert(k, key_tp, source, _join(path, str(k)))] = convert(
+                v, val_tp, source, _join(path, str(k))
+            )
+        return out
+    if dataclasses.is_dataclass(tp):
+        return load_section(value, tp, source, path)
+    if tp is Duration:
+        if isinstance(value, str):
+            value = _expand_env(value, source, path)
+        try:
+            return Duration(parse_duration(value))
+        except (ValueError, TypeError) as exc:
+            raise ConfigError(source, path, str(exc)) from None
+    if tp is bool:
+        if not isinstance(value, bool):
+            raise ConfigError(source, path, f"expected true or false, got {_describe(value)}")
+        return value
+    if tp is int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise ConfigError(source, path, f"expected an integer, got {_describe(value)}")
+        return value
+    if tp is float:
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            raise ConfigError(source, path, f"expected a number, got {_describe(value)}")
+        return float(value)
+    if tp in (str, Secret, Path):
+        if isinstance(value, bool) or not isinstance(value, str | int | float):
+            raise ConfigError(source, path, f"expected a string, got {_describe(value)}")
+        text = _expand_env(str(value), source, path)
+        return tp(text)
+    raise ConfigError(source, path, f"unsupported type {tp!r}")  # pragma: no cover
+
+
+def load_section(data: Any, cls: type[T], source: str, path: str = "") -> T:
+    """Build dataclass ``cls`` from a YAML mapping, validating every key."""
+    if data is None:
+        data = {}
+    if not isinstance(data, dict):
+        raise ConfigError(source, path or "(top level)", f"expected a mapping, got {_describe(data)}")
+    hints = get_type_hints(cls)
+    fields = {f.name: f for f in dataclasses.fields(cls)}  # type: ignore[arg-type]
+    aliases = {name.replace("_", "-"): name for name in fields}
+    kwargs: dict[str, Any] = {}
+    for raw_key, raw_value in data.items():
+        key = str(raw_key)
+        name = key if key in fields else aliases.get(key)
+        if name is None:
+            known = ", ".join(sorted(fields))
+            raise ConfigError(source, _join(path, key), f"unknown key (known keys: {known})")
+        sub = _join(path, key)
+        value = convert(raw_value, hints[name], source, sub)
+        meta = fields[name].metadata
+        if isinstance(value, int | float) and not isinstance(value, bool):
+            lo, hi = meta.get("min"), meta.get("max")
+            if lo is not None and value < lo:
+                raise ConfigError(source, sub, f"must be at least {lo}, got {value}")
+            if hi is not None and value > hi:
+                raise ConfigError(source, sub, f"must be at most {hi}, got {value}")
+        kwargs[name] = value
+    for name, f in fields.items():
+        if name not in kwargs and f.default is dataclasses.MISSING and (
+            f.default_factory is dataclasses.MISSING
+        ):
+            raise ConfigError(source, _join(path, name), "is required")
+    obj = cls(**kwargs)
+    check = getattr(obj, "validate", None)
+    if callable(check):
+        problem = check()
+        if problem:
+            sub_path, message = problem if isinstance(problem, tuple) else ("", problem)
+            raise ConfigError(source, _join(path, sub_path) if sub_path else path, message)
+    return obj
+
+
+def read_yaml(path: str | Path) -> Any:
+    """Parse a YAML file; syntax errors name the line and column."""
+    p = Path(path)
+    try:
+        text = p.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ConfigError(str(p), "", "file not found") from None
+    except UnicodeDecodeError as exc:
+        raise ConfigError(str(p), "", f"not UTF-8 text ({exc.reason} at byte {exc.start})") from None
+    except OSError as exc:
+        raise ConfigError(str(p), "", exc.strerror or str(exc)) from None
+    try:
+        return yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f"line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        problem = getattr(exc, "problem", None) or str(exc)
+        raise ConfigError(str(p), where, f"invalid YAML: {problem}") from None
+
+
+def load_file(path: str | Path, cls: type[T]) -> T:
+    return load_section(read_yaml(path), cls, str(path))
+
+
+def to_plain(obj: Any) -> Any:
+    """Dataclass config back to plain data (for `show` commands); secrets masked."""
+    if isinstance(obj, Secret):
+        return "***"
+    if dataclasses.is_dataclass(obj):
+        return {f.name: to_plain(getattr(obj, f.name)) for f in dataclasses.fields(obj)}
+    if isinstance(obj, list | tuple):
+        return [to_plain(v) for v in obj]
+    if isinstance(obj, dict):
+        return {k: to_plain(v) for k, v in obj.items()}
+    if isinstance(obj, Path):
+        return str(obj)
+    return obj

@@ -1,0 +1,1 @@
+"""The canhgac collector: authenticates agents, normalises, enriches, detects, stores, shares."""

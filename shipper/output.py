@@ -1,0 +1,58 @@
+"""The contract between the delivery loop and an output (http, elasticsearch, national, store).
+
+An output receives a batch of NDJSON lines and says, per line, what happened.
+It never retries by itself: retry, backoff and dead-lettering live in
+``shipper.delivery`` so every output gets the same, tested behaviour.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Protocol
+
+
+@dataclass(slots=True)
+class Batch:
+    batch_id: str  # stable across retries of the same lease
+    lines: list[bytes]
+
+
+@dataclass(slots=True)
+class SendResult:
+    """Outcome of one send. Indexes refer to ``Batch.lines``.
+
+    Every line must be in exactly one of: delivered (implicit: not listed),
+    ``retry`` (transient, e.g. per-item 429/5xx) or ``dead`` (permanent, with reason).
+    """
+
+    retry: list[int] = field(default_factory=list)
+    dead: list[tuple[int, str]] = field(default_factory=list)
+    retry_after: float | None = None  # server-advised wait before retrying
+
+    @classmethod
+    def ok(cls) -> SendResult:
+        return cls()
+
+
+class TransientError(Exception):
+    """The whole batch failed in a way worth retrying (connection, 5xx, 429, timeout)."""
+
+    def __init__(self, message: str, retry_after: float | None = None) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
+class PermanentError(Exception):
+    """The whole batch can never be delivered as is (e.g. 400 for every line)."""
+
+
+class Output(Protocol):
+    name: str
+
+    async def start(self) -> None:
+        """Connect, install templates, etc. May raise TransientError (retried)."""
+
+    async def send(self, batch: Batch) -> SendResult:
+        """Deliver ``batch``; raise TransientError/PermanentError for whole-batch outcomes."""
+
+    async def close(self) -> None: ...

@@ -1,0 +1,1 @@
+"""Outputs: one folder each (config, encoder, service, health), knowing only the kernel."""

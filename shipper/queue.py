@@ -1,0 +1,442 @@
+"""A durable, bounded, multi-consumer queue on SQLite (WAL, synchronous=FULL).
+
+Why SQLite: one file, crash-safe commits, and a transaction can carry the batch,
+its idempotency key and the byte accounting together. The unit of storage is a
+*chunk* (a list of NDJSON lines appended together), so the cost of a commit and
+its fsync is paid per batch, never per event.
+
+Semantics
+- ``append`` returns only after the chunk is durably committed (fsync). Appends
+  that arrive while a commit runs are grouped into the next commit.
+- Each output has its own cursor. ``lease`` hands out the next chunks; ``ack``
+  advances the cursor once every earlier lease is acked too (at-least-once:
+  a crash before ack means the chunks are leased again after restart).
+- A chunk is deleted once every registered output has acked it.
+- Bounded by ``max_bytes``. When full, low-priority (telemetry) chunks are
+  refused, and a high-priority chunk evicts the oldest undelivered telemetry to
+  make room; every dropped event is counted, persistently.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import sqlite3
+import time
+from collections import deque
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from canhgac.schema import PRIORITY_TELEMETRY
+
+log = logging.getLogger(__name__)
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS chunks(
+    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+    priority INTEGER NOT NULL,
+    n INTEGER NOT NULL,
+    nbytes INTEGER NOT NULL,
+    created REAL NOT NULL,
+    data BLOB NOT NULL
+);
+CREATE INDEX IF NOT EXISTS chunks_priority ON chunks(priority, seq);
+CREATE TABLE IF NOT EXISTS cursors(output TEXT PRIMARY KEY, acked INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS dead(
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    output TEXT NOT NULL,
+    created REAL NOT NULL,
+    reason TEXT NOT NULL,
+    data BLOB NOT NULL
+);
+CREATE TABLE IF NOT EXISTS keys(key TEXT PRIMARY KEY, created REAL NOT NULL, value BLOB)
+    WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS counters(name TEXT PRIMARY KEY, value INTEGER NOT NULL)
+    WITHOUT ROWID;
+"""
+
+
+class QueueFull(Exception):
+    """No room even after evicting telemetry: the caller must apply backpressure."""
+
+
+@dataclass(slots=True)
+class AppendResult:
+    accepted: int = 0
+    dropped: int = 0
+    duplicate: bool = False
+    key_value: bytes | None = None
+
+
+@dataclass(slots=True)
+class Lease:
+    output: str
+    first: int
+    last: int
+    lines: list[bytes]
+    created: float  # birth time of the oldest chunk in the lease
+    done: bool = False
+
+    @property
+    def batch_id(self) -> str:
+        return f"{self.output}:{self.first}-{self.last}"
+
+
+@dataclass(slots=True)
+class _Cursor:
+    acked: int
+    read_pos: int
+    inflight: deque[Lease] = field(default_factory=deque)
+    wakeup: asyncio.Event = field(default_factory=asyncio.Event)
+
+
+@dataclass(slots=True)
+class _PendingAppend:
+    data: bytes
+    n: int
+    priority: int
+    key: str | None
+    key_value: bytes | None
+    future: asyncio.Future[AppendResult]
+
+
+@dataclass(frozen=True, slots=True)
+class OutputStats:
+    pending_events: int
+    pending_chunks: int
+    oldest_pending_age_seconds: float
+
+
+def split_lines(data: bytes) -> list[bytes]:
+    return [line for line in data.split(b"\n") if line]
+
+
+class DurableQueue:
+    """See module docstring. All database work runs on one dedicated thread."""
+
+    def __init__(
+        self,
+        path: str | Path,
+        *,
+        max_bytes: int = 512 * 1024 * 1024,
+        outputs: tuple[str, ...] = (),
+        key_ttl_seconds: float = 24 * 3600,
+        synchronous: str = "FULL",
+    ) -> None:
+        self.path = Path(path)
+        self.max_bytes = max_bytes
+        self.key_ttl_seconds = key_ttl_seconds
+        self._synchronous = synchronous
+        self._output_names = tuple(outputs)
+        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"queue-{self.path.name}")
+        self._db: sqlite3.Connection | None = None
+        self._cursors: dict[str, _Cursor] = {}
+        self._pending: list[_PendingAppend] = []
+        self._writer_wakeup: asyncio.Event | None = None
+        self._writer: asyncio.Task[None] | None = None
+        self._closed = False
+        self.bytes_used = 0
+        self.counters: dict[str, int] = {}
+        self._last_key_prune = 0.0
+
+    # -- lifecycle -------------------------------------------------------
+    async def open(self) -> None:
+        await self._run(self._open_sync)
+        self._writer_wakeup = asyncio.Event()
+        self._writer = asyncio.create_task(self._writer_loop(), name=f"queue-writer-{self.path.name}")
+
+    def _open_sync(self) -> None:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
+        db.execute("PRAGMA journal_mode=WAL")
+        db.execute(f"PRAGMA synchronous={self._synchronous}")
+        db.execute("PRAGMA busy_timeout=5000")
+        db.executescript(_SCHEMA)
+        self._db = db
+        self.bytes_used = db.execute("SELECT COALESCE(SUM(nbytes),0) FROM chunks").fetchone()[0]
+        self.counters = dict(db.execute("SELECT name, value FROM counters").fetchall())
+        known = dict(db.execute("SELECT output, acked FROM cursors").fetchall())
+        db.execute("BEGIN")
+        for stale in set(known) - set(self._output_names):
+            log.warning("queue %s: output %r is no longer configured; dropping its cursor",
+                        self.path.name, stale)
+            db.execute("DELETE FROM cursors WHERE output=?", (stale,))
+        for name in self._output_names:
+            acked = known.get(name, 0)
+            if name not in known:
+                db.execute("INSERT INTO cursors(output, acked) VALUES(?, 0)", (name,))
+            self._cursors[name] = _Cursor(acked=acked, read_pos=acked)
+        db.execute("COMMIT")
+        self._gc_sync()
+
+    async def close(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        if self._writer is not None:
+            assert self._writer_wakeup is not None
+            self._writer_wakeup.set()
+            await self._writer
+        for cur in self._cursors.values():
+            cur.wakeup.set()
+        if self._db is not None:
+            await self._run(self._db.close)
+        self._executor.shutdown(wait=True)
+
+    async def _run(self, fn: Any, *args: Any) -> Any:
+        return await asyncio.get_running_loop().run_in_executor(self._executor, fn, *args)
+
+    # -- append (group commit) ------------------------------------------
+    async def append(
+        self,
+        lines: list[bytes],
+        priority: int,
+        *,
+        key: str | None = None,
+        key_value: bytes | None = None,
+    ) -> AppendResult:
+        """Durably store ``lines`` as one chunk. Raises QueueFull under pressure."""
+        if self._closed:
+            raise RuntimeError("queue is closed")
+        if not lines and key is None:
+            return AppendResult()
+        data = b"\n".join(lines)
+        fut: asyncio.Future[AppendResult] = asyncio.get_running_loop().create_future()
+        self._pending.append(_PendingAppend(data, len(lines), priority, key, key_value, fut))
+        assert self._writer_wakeup is not None
+        self._writer_wakeup.set()
+        return await fut
+
+    async def _writer_loop(self) -> None:
+        assert self._writer_wakeup is not None
+        while True:
+            await self._writer_wakeup.wait()
+            self._writer_wakeup.clear()
+            if not self._pending:
+                if self._closed:
+                    return
+                continue
+            batch, self._pending = self._pending, []
+            try:
+                results = await self._run(self._commit_sync, batch)
+            except Exception as exc:  # disk full, I/O error: fail these appends loudly
+                log.error("queue %s: commit failed: %s", self.path.name, exc)
+                for item in batch:
+                    if not item.future.done():
+                        item.future.set_exception(exc)
+                continue
+            for item, result in zip(batch, results, strict=True):
+                if not item.future.done():
+                    if isinstance(result, Exception):
+                        item.future.set_exception(result)
+                    else:
+                        item.future.set_result(result)
+            for cur in self._cursors.values():
+                cur.wakeup.set()
+
+    def _bump(self, db: sqlite3.Connection, name: str, by: int) -> None:
+        if by:
+            self.counters[name] = self.counters.get(name, 0) + by
+            db.execute(
+                "INSERT INTO counters(name, value) VALUES(?, ?) "
+                "ON CONFLICT(name) DO UPDATE SET value = value + excluded.value",
+                (name, by),
+            )
+
+    def _commit_sync(self, batch: list[_PendingAppend]) -> list[AppendResult | Exception]:
+        db = self._db
+        assert db is not None
+        now = time.time()
+        results: list[AppendResult | Exception] = []
+        db.execute("BEGIN IMMEDIATE")
+        try:
+            for item in batch:
+                if item.key is not None:
+                    row = db.execute("SELECT value FROM keys WHERE key=?", (item.key,)).fetchone()
+                    if row is not None:
+                        results.append(AppendResult(duplicate=True, key_value=row[0]))
+                        continue
+                if item.n:
+                    size = len(item.data)
+                    if self.bytes_used + size > self.max_bytes:
+                        if item.priority == PRIORITY_TELEMETRY:
+                            self._bump(db, "dropped_telemetry", item.n)
+                            results.append(AppendResult(dropped=item.n))
+                            continue
+                        if not self._evict_sync(db, size):
+                            self._bump(db, "refused_security", item.n)
+                            results.append(QueueFull(f"queue {self.path.name} is full"))
+                            continue
+                    db.execute(
+                        "INSERT INTO chunks(priority, n, nbytes, created, data) VALUES(?,?,?,?,?)",
+                        (item.priority, item.n, size, now, item.data),
+                    )
+                    self.bytes_used += size
+                    self._bump(db, "appended_events", item.n)
+                if item.key is not None:
+                    db.execute(
+                        "INSERT INTO keys(key, created, value) VALUES(?,?,?)",
+                        (item.key, now, item.key_value),
+                    )
+                results.append(AppendResult(accepted=item.n, key_value=item.key_value))
+            if now - self._last_key_prune > 60:
+                self._last_key_prune = now
+                db.execute("DELETE FROM keys WHERE created < ?", (now - self.key_ttl_seconds,))
+            db.execute("COMMIT")
+        except BaseException:
+            db.execute("ROLLBACK")
+            raise
+        return results
+
+    def _evict_sync(self, db: sqlite3.Connection, need: int) -> bool:
+        """Delete the oldest telemetry chunks until ``need`` bytes fit."""
+        rows = db.execute(
+            "SELECT seq, n, nbytes FROM chunks WHERE priority=? ORDER BY seq",
+            (PRIORITY_TELEMETRY,),
+        ).fetchall()
+        freed_events = 0
+        for seq, n, nbytes in rows:
+            if self.bytes_used + need <= self.max_bytes:
+                break
+            db.execute("DELETE FROM chunks WHERE seq=?", (seq,))
+            self.bytes_used -= nbytes
+            freed_events += n
+        self._bump(db, "dropped_telemetry", freed_events)
+        return self.bytes_used + need <= self.max_bytes
+
+    # -- consume ---------------------------------------------------------
+    def outputs(self) -> tuple[str, ...]:
+        return self._output_names
+
+    async def lease(
+        self, output: str, max_events: int = 500, max_bytes: int = 5 * 1024 * 1024
+    ) -> Lease | None:
+        """Next chunks for ``output`` past everything already leased, or None."""
+        cur = self._cursors[output]
+        rows = await self._run(self._read_sync, cur.read_pos, max_events, max_bytes)
+        if not rows:
+            return None
+        lines: list[bytes] = []
+        for _seq, _n, data, _created in rows:
+            lines.extend(split_lines(data))
+        lease = Lease(output, rows[0][0], rows[-1][0], lines, rows[0][3])
+        cur.read_pos = lease.last
+        cur.inflight.append(lease)
+        return lease
+
+    def _read_sync(self, after: int, max_events: int, max_bytes: int) -> list[tuple]:
+        db = self._db
+        assert db is not None
+        out: list[tuple] = []
+        events = size = 0
+        for row in db.execute(
+            "SELECT seq, n, data, created FROM chunks WHERE seq > ? ORDER BY seq LIMIT 256",
+            (after,),
+        ):
+            if out and (events + row[1] > max_events or size + len(row[2]) > max_bytes):
+                break
+            out.append(row)
+            events += row[1]
+            size += len(row[2])
+        return out
+
+    async def wait(self, output: str, timeout: float | None = None) -> None:
+        """Sleep until new data may be available for ``output`` (or timeout)."""
+        cur = self._cursors[output]
+        try:
+            await asyncio.wait_for(cur.wakeup.wait(), timeout)
+        except TimeoutError:
+            pass
+        cur.wakeup.clear()
+
+    async def ack(self, lease: Lease) -> None:
+        """Mark ``lease`` delivered; the cursor moves past it once all before it are too."""
+        cur = self._cursors[lease.output]
+        lease.done = True
+        new_acked = cur.acked
+        while cur.inflight and cur.inflight[0].done:
+            new_acked = cur.inflight.popleft().last
+        if new_acked != cur.acked:
+            cur.acked = new_acked
+            await self._run(self._ack_sync, lease.output, new_acked)
+
+    def _ack_sync(self, output: str, acked: int) -> None:
+        db = self._db
+        assert db is not None
+        db.execute("UPDATE cursors SET acked=? WHERE output=?", (acked, output))
+        self._gc_sync()
+
+    def _gc_sync(self) -> None:
+        db = self._db
+        assert db is not None
+        if not self._cursors:
+            return
+        floor = min(c.acked for c in self._cursors.values())
+        freed = db.execute("SELECT COALESCE(SUM(nbytes),0) FROM chunks WHERE seq <= ?", (floor,))
+        nbytes = freed.fetchone()[0]
+        if nbytes:
+            db.execute("DELETE FROM chunks WHERE seq <= ?", (floor,))
+            self.bytes_used -= nbytes
+
+    def release_all(self, output: str) -> None:
+        """Forget unacked leases so they are handed out again (after a send loop restarts)."""
+        cur = self._cursors[output]
+        cur.inflight.clear()
+        cur.read_pos = cur.acked
+
+    async def dead_letter(self, output: str, lines: list[bytes], reason: str) -> None:
+        if not lines:
+            return
+        await self._run(self._dead_sync, output, lines, reason)
+
+    def _dead_sync(self, output: str, lines: list[bytes], reason: str) -> None:
+        db = self._db
+        assert db is not None
+        db.execute("BEGIN")
+        db.execute(
+            "INSERT INTO dead(output, created, reason, data) VALUES(?,?,?,?)",
+            (output, time.time(), reason[:2000], b"\n".join(lines)),
+        )
+        self._bump(db, f"dead_letter:{output}", len(lines))
+        db.execute("COMMIT")
+
+    async def dead_letters(self, output: str | None = None, limit: int = 100) -> list[dict]:
+        def q() -> list[dict]:
+            db = self._db
+            assert db is not None
+            sql = "SELECT id, output, created, reason, data FROM dead"
+            args: tuple = ()
+            if output:
+                sql += " WHERE output=?"
+                args = (output,)
+            sql += " ORDER BY id DESC LIMIT ?"
+            rows = db.execute(sql, (*args, limit)).fetchall()
+            return [
+                {"id": r[0], "output": r[1], "created": r[2], "reason": r[3],
+                 "lines": split_lines(r[4])}
+                for r in rows
+            ]
+
+        return await self._run(q)
+
+    # -- observe ---------------------------------------------------------
+    async def stats(self) -> dict[str, OutputStats]:
+        def q() -> dict[str, OutputStats]:
+            db = self._db
+            assert db is not None
+            now = time.time()
+            out = {}
+            for name, cur in self._cursors.items():
+                n, chunks, oldest = db.execute(
+                    "SELECT COALESCE(SUM(n),0), COUNT(*), MIN(created) FROM chunks WHERE seq > ?",
+                    (cur.acked,),
+                ).fetchone()
+                out[name] = OutputStats(n, chunks, (now - oldest) if oldest else 0.0)
+            return out
+
+        return await self._run(q)
+
+    def fill_ratio(self) -> float:
+        return self.bytes_used / self.max_bytes if self.max_bytes else 0.0
