@@ -62,7 +62,7 @@ def new_event(
     *,
     kind: str = "event",
     category: list[str] | None = None,
-    type: list[str] | None = None,  # noqa: A002 - the ECS field is called type
+    type: list[str] | None = None,
     action: str | None = None,
     outcome: str | None = None,
     module: str = "canhgac",

@@ -99,7 +99,7 @@ class DeliveryLoop:
             try:
                 await self.output.start()
                 return
-            except Exception as exc:  # noqa: BLE001 - any start failure is retried
+            except Exception as exc:
                 self._note_error(f"start: {exc}")
                 await self._sleep(backoff.next_delay(getattr(exc, "retry_after", None)))
 

@@ -6,6 +6,7 @@ import os
 
 pytest_plugins = [
     "tests.fixtures.common",
+    "tests.fixtures.collector",
 ]
 
 IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")

@@ -1,0 +1,153 @@
+"""`canhgac collector ...`: run the collector and manage agent credentials."""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+import time
+from pathlib import Path
+
+from canhgac.errors import UserError
+from canhgac.timeutil import parse_duration
+
+# Other areas add subcommands under `canhgac collector` through these modules'
+# ``register_collector(subparsers)``.
+EXTENSIONS: tuple[str, ...] = ("collector.search.cli",)
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "collector",
+        help="run the collector; manage enrollment tokens and agents",
+        description="The collector receives agent events over TLS, checks, enriches and "
+        "stores them / Bộ thu thập: nhận, kiểm tra, làm giàu và lưu sự kiện từ agent.",
+    )
+    csub = p.add_subparsers(dest="collector_command", metavar="SUBCOMMAND", required=True)
+
+    run = csub.add_parser("run", help="run the collector service")
+    run.add_argument("--config", "-c", help="collector.yaml (default: embedded defaults)")
+    run.set_defaults(func=cmd_run)
+
+    tok = csub.add_parser(
+        "enroll-token",
+        help="create a one-time enrollment token for an agent of a system",
+        description="Create a one-time token an agent exchanges for its credentials "
+        "(canhgac agent enroll). Tạo mã đăng ký một lần cho agent.",
+    )
+    _state_args(tok)
+    tok.add_argument("--system", required=True, help="information system id (from the inventory)")
+    tok.add_argument("--ttl", default="24h", help="validity, e.g. 30m, 24h, 7d (default 24h)")
+    tok.add_argument("--uses", type=int, default=1, help="how many agents may use it (default 1)")
+    tok.set_defaults(func=cmd_enroll_token)
+
+    rev = csub.add_parser("revoke-agent", help="revoke an agent's credentials (takes effect at once)")
+    _state_args(rev)
+    rev.add_argument("agent_id")
+    rev.set_defaults(func=cmd_revoke)
+
+    ls = csub.add_parser("agents", help="list enrolled agents")
+    _state_args(ls)
+    ls.add_argument("--format", choices=["table", "json"], default="table")
+    ls.set_defaults(func=cmd_agents)
+
+    for name in EXTENSIONS:
+        try:
+            module = importlib.import_module(name)
+        except ModuleNotFoundError as exc:
+            if exc.name != name:
+                raise
+            continue
+        module.register_collector(csub)
+
+
+def _state_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--config", "-c", help="collector.yaml (to find the state directory)")
+    p.add_argument("--state-dir", help="collector state directory (default .canhgac/collector)")
+
+
+def state_dir_of(args: argparse.Namespace) -> Path:
+    from collector.config import load
+
+    if getattr(args, "state_dir", None):
+        return Path(args.state_dir)
+    config, _ = load(getattr(args, "config", None))
+    return Path(config.state_dir)
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    import asyncio
+
+    from collector.app import serve
+    from collector.config import load
+
+    config, source = load(args.config)
+    asyncio.run(serve(config, source))
+    return 0
+
+
+def _open_auth(args: argparse.Namespace):  # type: ignore[no-untyped-def]
+    from collector.auth import AuthStore
+
+    return AuthStore(state_dir_of(args) / "auth.db")
+
+
+def cmd_enroll_token(args: argparse.Namespace) -> int:
+    from collector.config import load
+    from collector.inventory import load_inventory
+
+    try:
+        ttl = parse_duration(args.ttl)
+    except ValueError as exc:
+        raise UserError(f"--ttl: {exc}") from None
+    if args.uses < 1:
+        raise UserError("--uses must be at least 1")
+    config, _ = load(args.config) if args.config else (None, None)
+    if config is not None and config.inventory is not None:
+        inv = load_inventory(config.inventory)
+        if inv.system(args.system) is None:
+            known = ", ".join(s.id for s in inv.current.systems) or "(none)"
+            raise UserError(f"--system {args.system!r} is not in the inventory {config.inventory} "
+                            f"(known: {known})")
+    auth = _open_auth(args)
+    token = auth.create_enroll_token(args.system, ttl, args.uses)
+    auth.close()
+    print(token)
+    print(f"# valid {args.ttl}, {args.uses} use(s), system {args.system}. On the server:\n"
+          f"#   canhgac agent enroll --collector https://COLLECTOR:8443 --token <token> --ca ca.pem",
+          file=sys.stderr)
+    return 0
+
+
+def cmd_revoke(args: argparse.Namespace) -> int:
+    auth = _open_auth(args)
+    ok = auth.revoke(args.agent_id)
+    auth.close()
+    if not ok:
+        raise UserError(f"agent {args.agent_id!r} is unknown or already revoked")
+    print(f"revoked {args.agent_id}")
+    return 0
+
+
+def cmd_agents(args: argparse.Namespace) -> int:
+    import orjson
+
+    auth = _open_auth(args)
+    agents = auth.agents()
+    auth.close()
+    if args.format == "json":
+        print(orjson.dumps([{
+            "agent_id": a.agent_id, "system_id": a.system_id, "hostname": a.hostname,
+            "enrolled": a.enrolled, "last_seen": a.last_seen, "revoked": a.revoked,
+        } for a in agents], option=orjson.OPT_INDENT_2).decode())
+        return 0
+    now = time.time()
+    rows = [("AGENT", "SYSTEM", "HOST", "LAST SEEN", "STATE")]
+    for a in agents:
+        seen = f"{int(now - a.last_seen)}s ago" if a.last_seen else "never"
+        state = "revoked" if a.revoked else "enrolled"
+        rows.append((a.agent_id, a.system_id, a.hostname, seen, state))
+    from canhgac.table import render
+
+    print(render(rows))
+    return 0

@@ -1,0 +1,60 @@
+"""Enrichment: stamp every event with who it belongs to.
+
+The system, level and unit come from the agent's enrollment and the inventory,
+never from the payload: whatever ``canhgac.*`` an agent sends is replaced, and
+an attempt to claim another system is counted.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from canhgac.timeutil import now_rfc3339
+from collector.auth import AgentRecord
+from collector.inventory import InventoryHolder
+
+
+class Enricher:
+    def __init__(self, inventory: InventoryHolder) -> None:
+        self.inventory = inventory
+        self.overrides = 0  # payloads that claimed another system
+
+    def context_for(self, agent: AgentRecord) -> dict[str, Any]:
+        system = self.inventory.system(agent.system_id)
+        sysd: dict[str, Any] = {"id": agent.system_id}
+        ctx: dict[str, Any] = {"system": sysd, "agent": {"id": agent.agent_id}}
+        if system is not None:
+            sysd["name"] = system.name
+            sysd["level"] = system.level
+            ctx["unit"] = {"name": system.unit}
+        return ctx
+
+    def apply(self, events: list[dict[str, Any]], agent: AgentRecord) -> None:
+        ctx = self.context_for(agent)
+        ingested = now_rfc3339()
+        sid = agent.system_id
+        for doc in events:
+            claimed = doc.get("canhgac")
+            mine = {k: (dict(v) if isinstance(v, dict) else v) for k, v in ctx.items()}
+            if isinstance(claimed, dict):
+                csys = claimed.get("system")
+                if isinstance(csys, dict) and csys.get("id") not in (None, sid):
+                    self.overrides += 1
+                # The one agent-reported part of the namespace: its own health
+                # report, kept only on heartbeats and never used for attribution.
+                hb = claimed.get("heartbeat")
+                if isinstance(hb, dict) and doc["event"].get("dataset") == "agent.health":
+                    mine["heartbeat"] = hb
+            doc["canhgac"] = mine
+            ag = doc.get("agent")
+            if not isinstance(ag, dict):
+                ag = {}
+                doc["agent"] = ag
+            ag["id"] = agent.agent_id
+            ag.setdefault("type", "canhgac")
+            host = doc.get("host")
+            if not isinstance(host, dict):
+                doc["host"] = {"hostname": agent.hostname}
+            elif "hostname" not in host:
+                host["hostname"] = agent.hostname
+            doc["event"]["ingested"] = ingested

@@ -1,0 +1,136 @@
+"""Pipeline metrics (Prometheus conventions: base units, _total, bounded labels).
+
+Rejection reasons are bucketed into a fixed set so a hostile payload cannot
+create label values; per-output gauges are labelled by configured output names.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterable
+from typing import TYPE_CHECKING
+
+from prometheus_client import CollectorRegistry, Counter, Histogram
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
+from prometheus_client.registry import Collector
+
+if TYPE_CHECKING:
+    from collector.context import CollectorContext
+
+REJECT_REASONS = (
+    "json", "schema", "timestamp", "size", "depth", "field_type", "other",
+)
+
+
+def reason_bucket(reason: str) -> str:
+    r = reason.lower()
+    if r.startswith("not json") or "json object" in r:
+        return "json"
+    if "@timestamp" in r:
+        return "timestamp"
+    if "bytes, limit" in r:
+        return "size"
+    if "nesting" in r:
+        return "depth"
+    if " ip " in f" {r} " or "port" in r or "must be an object" in r:
+        return "field_type"
+    if r.startswith(("missing", "event.")):
+        return "schema"
+    return "other"
+
+
+class IngestMetrics:
+    def __init__(self, registry: CollectorRegistry) -> None:
+        self.received = Counter(
+            "canhgac_ingest_events_received", "Event lines received from agents", registry=registry)
+        self.accepted = Counter(
+            "canhgac_ingest_events_accepted", "Events durably accepted into the spool",
+            registry=registry)
+        self.duplicate = Counter(
+            "canhgac_ingest_events_duplicate", "Events in batches already accepted (retries)",
+            registry=registry)
+        self.rejected = Counter(
+            "canhgac_ingest_events_rejected", "Event lines rejected, by reason", ["reason"],
+            registry=registry)
+        self.requests = Counter(
+            "canhgac_ingest_requests", "Ingest requests by HTTP status code", ["code"],
+            registry=registry)
+        self.overrides = Counter(
+            "canhgac_ingest_payload_overrides",
+            "Events whose payload claimed another system (overwritten)", registry=registry)
+        self.alerts = Counter(
+            "canhgac_alerts_raised", "Alerts raised by in-stream stages", registry=registry)
+        self.latency = Histogram(
+            "canhgac_ingest_request_duration_seconds", "Time to validate, commit and ack a batch",
+            buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
+            registry=registry)
+        for r in REJECT_REASONS:
+            self.rejected.labels(r)
+
+
+class PipelineCollector(Collector):
+    """Spool and output figures, read at scrape time from a cached snapshot."""
+
+    def __init__(self, ctx: CollectorContext) -> None:
+        self.ctx = ctx
+        self.snapshot: dict = {}
+
+    async def refresh(self) -> None:
+        if self.ctx.spool is not None:
+            self.snapshot = await self.ctx.spool.stats()
+
+    def collect(self) -> Iterable:
+        spool = self.ctx.spool
+        g = GaugeMetricFamily("canhgac_spool_bytes", "Bytes held in the durable spool")
+        g.add_metric([], spool.bytes_used if spool else 0)
+        yield g
+        g = GaugeMetricFamily("canhgac_spool_fill_ratio", "Spool use relative to its bound")
+        g.add_metric([], spool.fill_ratio() if spool else 0)
+        yield g
+        dropped = CounterMetricFamily(
+            "canhgac_spool_dropped_events", "Events dropped by the full spool", labels=["priority"])
+        counters = spool.counters if spool else {}
+        dropped.add_metric(["telemetry"], counters.get("dropped_telemetry", 0))
+        dropped.add_metric(["security"], counters.get("refused_security", 0))
+        yield dropped
+        pend = GaugeMetricFamily("canhgac_output_lag_events", "Events not yet delivered",
+                                 labels=["output"])
+        lag = GaugeMetricFamily("canhgac_output_lag_seconds", "Age of the oldest undelivered event",
+                                labels=["output"])
+        for name, st in self.snapshot.items():
+            pend.add_metric([name], st.pending_events)
+            lag.add_metric([name], st.oldest_pending_age_seconds)
+        yield pend
+        yield lag
+        delivered = CounterMetricFamily("canhgac_output_events_delivered",
+                                        "Events delivered by output", labels=["output"])
+        dead = CounterMetricFamily("canhgac_output_events_dead_lettered",
+                                   "Events an output rejected permanently", labels=["output"])
+        retried = CounterMetricFamily("canhgac_output_events_retried",
+                                      "Event sends retried (transient per-item failures)",
+                                      labels=["output"])
+        errors = CounterMetricFamily("canhgac_output_send_errors",
+                                     "Whole-batch send failures", labels=["output"])
+        up = GaugeMetricFamily("canhgac_output_up", "1 when the last send succeeded",
+                               labels=["output"])
+        last = GaugeMetricFamily("canhgac_output_last_success_timestamp_seconds",
+                                 "Unix time of the last successful send", labels=["output"])
+        for name, loop in self.ctx.deliveries.items():
+            s = loop.stats
+            delivered.add_metric([name], s.delivered_events)
+            dead.add_metric([name], s.dead_events)
+            retried.add_metric([name], s.retried_events)
+            errors.add_metric([name], s.send_errors)
+            up.add_metric([name], 1 if s.up else 0)
+            last.add_metric([name], s.last_success)
+        yield from (delivered, dead, retried, errors, up, last)
+        agents = self.ctx.auth.agents()
+        now = time.time()
+        interval = float(self.ctx.config.heartbeat_interval)
+        online = sum(1 for a in agents if a.revoked is None and a.last_seen and now - a.last_seen
+                     <= 3 * interval)
+        g = GaugeMetricFamily("canhgac_agents", "Enrolled agents by state", labels=["state"])
+        g.add_metric(["online"], online)
+        g.add_metric(["offline"], sum(1 for a in agents if a.revoked is None) - online)
+        g.add_metric(["revoked"], sum(1 for a in agents if a.revoked is not None))
+        yield g

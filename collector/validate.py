@@ -1,0 +1,116 @@
+"""Per-line validation of agent events.
+
+Each NDJSON line is judged on its own: a bad line is rejected with a reason and
+the good lines of the same batch are kept. The checks bound what an agent (or
+anyone holding its credentials) can make the collector store: size, nesting,
+types of the fields we index, and timestamps within a sane window.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+import time
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+import orjson
+
+from canhgac.schema import DATASETS, KINDS
+
+_ID = re.compile(r"^[A-Za-z0-9_.:-]{8,128}$")
+_IP_FIELDS = (("source", "ip"), ("destination", "ip"), ("client", "ip"), ("server", "ip"))
+_PORT_FIELDS = (("source", "port"), ("destination", "port"), ("server", "port"), ("client", "port"))
+_DATASETS = frozenset(DATASETS)
+
+
+class Invalid(Exception):
+    """A line is rejected; the message is the reason sent back to the agent."""
+
+
+@dataclass(frozen=True, slots=True)
+class Limits:
+    max_event_bytes: int
+    max_depth: int
+    max_future_skew: float
+    max_age: float
+
+
+def _depth_ok(value: Any, limit: int) -> bool:
+    # Iterative so a hostile 10,000-deep document cannot blow the Python stack.
+    stack = [(value, 1)]
+    while stack:
+        v, d = stack.pop()
+        if d > limit:
+            return False
+        if isinstance(v, dict):
+            stack.extend((x, d + 1) for x in v.values() if isinstance(x, dict | list))
+        elif isinstance(v, list):
+            stack.extend((x, d + 1) for x in v if isinstance(x, dict | list))
+    return True
+
+
+def _check_ip(value: Any, name: str) -> None:
+    if not isinstance(value, str):
+        raise Invalid(f"{name} must be a string IP address")
+    try:
+        ipaddress.ip_address(value)
+    except ValueError:
+        raise Invalid(f"{name} is not an IP address: {value[:64]!r}") from None
+
+
+def parse_line(line: bytes, limits: Limits, now: float | None = None) -> dict[str, Any]:
+    """Decode and check one line; raises Invalid with a reason."""
+    if len(line) > limits.max_event_bytes:
+        raise Invalid(f"event is {len(line)} bytes, limit is {limits.max_event_bytes}")
+    try:
+        doc = orjson.loads(line)
+    except orjson.JSONDecodeError as exc:
+        if "depth" in exc.msg:  # orjson stops at 1024 levels, before our own limit check
+            raise Invalid(f"nesting deeper than {limits.max_depth} levels") from None
+        raise Invalid(f"not JSON: {exc.msg} at char {exc.pos}") from None
+    if not isinstance(doc, dict):
+        raise Invalid("event must be a JSON object")
+    if not _depth_ok(doc, limits.max_depth):
+        raise Invalid(f"nesting deeper than {limits.max_depth} levels")
+    event = doc.get("event")
+    if not isinstance(event, dict):
+        raise Invalid("missing object field 'event'")
+    eid = event.get("id")
+    if not isinstance(eid, str) or not _ID.match(eid):
+        raise Invalid("event.id must be a string of 8-128 characters [A-Za-z0-9_.:-]")
+    dataset = event.get("dataset")
+    if dataset not in _DATASETS:
+        raise Invalid(f"event.dataset {str(dataset)[:64]!r} is not a known dataset")
+    kind = event.get("kind", "event")
+    if kind not in KINDS:
+        raise Invalid(f"event.kind {str(kind)[:32]!r} is not an ECS event kind")
+    ts = doc.get("@timestamp")
+    if not isinstance(ts, str):
+        raise Invalid("@timestamp must be an RFC 3339 string")
+    try:
+        parsed = datetime.fromisoformat(ts)
+    except ValueError:
+        raise Invalid(f"@timestamp is not RFC 3339: {ts[:40]!r}") from None
+    if parsed.tzinfo is None:
+        raise Invalid("@timestamp must carry a UTC offset (e.g. ...Z)")
+    epoch = parsed.timestamp()
+    now = time.time() if now is None else now
+    if epoch > now + limits.max_future_skew:
+        raise Invalid(f"@timestamp {ts} is in the future beyond the allowed clock skew")
+    if epoch < now - limits.max_age:
+        raise Invalid(f"@timestamp {ts} is older than the accepted age")
+    for parent, leaf in _IP_FIELDS:
+        obj = doc.get(parent)
+        if isinstance(obj, dict) and leaf in obj:
+            _check_ip(obj[leaf], f"{parent}.{leaf}")
+        elif parent in doc and not isinstance(obj, dict):
+            raise Invalid(f"{parent} must be an object")
+    for parent, leaf in _PORT_FIELDS:
+        obj = doc.get(parent)
+        if isinstance(obj, dict) and leaf in obj:
+            port = obj[leaf]
+            if isinstance(port, bool) or not isinstance(port, int) or not 0 <= port <= 65535:
+                raise Invalid(f"{parent}.{leaf} must be an integer 0-65535")
+    return doc
