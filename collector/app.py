@@ -110,6 +110,13 @@ def build_context(
     app.router.add_get("/readyz", readyz)
     app.router.add_get("/metrics", metrics)
 
+    if components is None and config.components is not None:
+        known = {c.rsplit(".", 1)[1]: c for c in COMPONENTS}
+        for i, c in enumerate(config.components):
+            if c not in known:
+                raise ConfigError(source, f"components[{i}]",
+                                  f"unknown component {c!r} (known: {', '.join(known)})")
+        components = tuple(known[c] for c in config.components)
     for name in COMPONENTS if components is None else components:
         module = _load_component(name)
         if module is not None:

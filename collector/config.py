@@ -59,6 +59,8 @@ class CollectorConfig:
     limits: LimitsConfig = field(default_factory=LimitsConfig)
     inventory: Path | None = None
     heartbeat_interval: Duration = Duration(30)
+    # Optional components to load (default: all that are installed), e.g. [detect, alerts].
+    components: list[str] | None = None
     outputs: dict[str, Any] = field(default_factory=lambda: {"store": {}})
     detection: dict[str, Any] = field(default_factory=dict)
     national: dict[str, Any] = field(default_factory=dict)
