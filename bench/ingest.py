@@ -23,10 +23,10 @@ import orjson
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench._common import percentile, proc_stats, start_collector  # noqa: E402
-from canhgac.schema import new_event  # noqa: E402
-from canhgac.tls import client_context  # noqa: E402
-from collector.auth import AuthStore  # noqa: E402
+from bench._common import percentile, proc_stats, start_collector
+from canhgac.schema import new_event
+from canhgac.tls import client_context
+from collector.auth import AuthStore
 
 
 def make_batch(n: int, host: int) -> bytes:

@@ -1,15 +1,153 @@
 """The inventory of information systems (danh mục hệ thống thông tin).
 
-Minimal form used by enrichment: which system, unit and level a host belongs to.
-The coverage area extends the model (approval, plan, layers) and adds reload.
+One YAML file lists every system a province's units operate, with its security
+level (cấp độ), the level dossier approval, the security plan, and what each of
+the four protection layers rests on. Enrichment reads it on the hot path
+(``system_for_host``); the coverage model reads everything else.
+
+The file is edited by people, so validation is strict and every error names the
+file, the key path and the problem; a reload that fails keeps the previous
+inventory in force (a typo must never blank out the province's coverage).
+See docs/inventory.md.
 """
 
 from __future__ import annotations
 
+import asyncio
+import datetime as dt
+import fnmatch
+import logging
+import os
+import signal
+import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any, Literal
 
-from canhgac.config import field_meta, load_file, load_section
+from canhgac.config import load_section, read_yaml
+from canhgac.errors import ConfigError
+
+log = logging.getLogger(__name__)
+
+LEVELS = (1, 2, 3, 4, 5)
+_GLOB_CHARS = frozenset("*?[")
+
+
+def is_pattern(host: str) -> bool:
+    """Hosts with glob characters are agent selectors, not hosts of their own."""
+    return any(c in _GLOB_CHARS for c in host)
+
+
+def parse_date(value: str) -> dt.date:
+    """ISO dates only (2024-09-30): a day-first date is ambiguous in Vietnamese usage."""
+    return dt.date.fromisoformat(value.strip())
+
+
+def _check_date(value: str | None, key: str) -> tuple[str, str] | None:
+    if value is None:
+        return None
+    try:
+        parse_date(value)
+    except ValueError:
+        return (key, f"not a date: {value!r} (use YYYY-MM-DD, e.g. 2024-09-30)")
+    return None
+
+
+def dates_to_text(data: Any) -> Any:
+    """YAML turns unquoted 2024-09-30 into a date; the typed loader wants text."""
+    if isinstance(data, dict):
+        return {k: dates_to_text(v) for k, v in data.items()}
+    if isinstance(data, list):
+        return [dates_to_text(v) for v in data]
+    if isinstance(data, dt.datetime):
+        return data.date().isoformat()
+    if isinstance(data, dt.date):
+        return data.isoformat()
+    return data
+
+
+@dataclass
+class Approval:
+    """The level dossier (hồ sơ đề xuất cấp độ) and its approval decision."""
+
+    approved: bool = False
+    decision: str = ""  # decision number, e.g. "1234/QĐ-UBND"
+    date: str | None = None  # date of the approval decision
+
+    def validate(self) -> tuple[str, str] | None:
+        if self.approved and self.date is None:
+            return ("date", "an approved level needs the decision date")
+        return _check_date(self.date, "date")
+
+    @property
+    def day(self) -> dt.date | None:
+        return parse_date(self.date) if self.date else None
+
+
+@dataclass
+class Plan:
+    """The security plan (phương án bảo đảm an toàn thông tin) of the approved level."""
+
+    deployed: str | None = None  # date the plan was fully deployed; absent = not yet
+    document: str = ""
+
+    def validate(self) -> tuple[str, str] | None:
+        return _check_date(self.deployed, "deployed")
+
+    @property
+    def day(self) -> dt.date | None:
+        return parse_date(self.deployed) if self.deployed else None
+
+
+@dataclass
+class Contact:
+    name: str
+    role: str = ""
+    phone: str = ""
+    email: str = ""
+
+
+@dataclass
+class Onsite:
+    """Layer 1, lực lượng tại chỗ: the unit's own first responders."""
+
+    team: list[Contact] = field(default_factory=list)
+
+
+@dataclass
+class Monitoring:
+    """Layer 2, giám sát chuyên nghiệp: who runs the 24/7 SOC for this system."""
+
+    provider: str = ""
+    contract_until: str | None = None
+
+    def validate(self) -> tuple[str, str] | None:
+        return _check_date(self.contract_until, "contract_until")
+
+
+@dataclass
+class Assessment:
+    """Layer 3, one independent inspection (kiểm tra, đánh giá độc lập)."""
+
+    date: str
+    organisation: str
+    result: Literal["passed", "passed_with_findings", "failed"] = "passed"
+    report: str = ""
+
+    def validate(self) -> tuple[str, str] | None:
+        return _check_date(self.date, "date")
+
+    @property
+    def day(self) -> dt.date:
+        return parse_date(self.date)
+
+
+@dataclass
+class National:
+    """Layer 4: whether this system's events are shared with the national center."""
+
+    enabled: bool = False
 
 
 @dataclass
@@ -17,52 +155,237 @@ class System:
     id: str
     name: str
     unit: str
-    level: int = field(metadata=field_meta(min=1, max=5))
+    level: Literal[1, 2, 3, 4, 5]
+    status: Literal["operating", "building"] = "operating"
     hosts: list[str] = field(default_factory=list)
+    approval: Approval = field(default_factory=Approval)
+    plan: Plan = field(default_factory=Plan)
+    onsite: Onsite = field(default_factory=Onsite)
+    monitoring: Monitoring = field(default_factory=Monitoring)
+    assessments: list[Assessment] = field(default_factory=list)
+    national: National = field(default_factory=National)
+
+    def validate(self) -> tuple[str, str] | None:
+        if not self.id.strip():
+            return ("id", "must not be empty")
+        # The id becomes a Prometheus label and a URL segment: keep it plain.
+        if not all(c.isascii() and (c.isalnum() or c in "-_.") for c in self.id):
+            return ("id", f"{self.id!r}: use ASCII letters, digits, '-', '_' or '.'")
+        if not self.name.strip():
+            return ("name", "must not be empty")
+        if not self.unit.strip():
+            return ("unit", "must not be empty")
+        seen: dict[str, int] = {}
+        for j, h in enumerate(self.hosts):
+            key = h.lower()
+            if key in seen:
+                return (f"hosts[{j}]", f"host {h!r} is listed twice (also hosts[{seen[key]}])")
+            seen[key] = j
+        return None
+
+    @property
+    def exact_hosts(self) -> list[str]:
+        return [h for h in self.hosts if not is_pattern(h)]
+
+    @property
+    def host_patterns(self) -> list[str]:
+        return [h for h in self.hosts if is_pattern(h)]
+
+    def last_assessment(self) -> Assessment | None:
+        return max(self.assessments, key=lambda a: a.day, default=None)
 
 
 @dataclass
 class Inventory:
+    province: str = ""
+    units: list[str] = field(default_factory=list)  # when given, every system.unit must be one
     systems: list[System] = field(default_factory=list)
 
     def validate(self) -> tuple[str, str] | None:
+        units = set(self.units)
         seen: dict[str, int] = {}
-        hosts: dict[str, str] = {}
+        hosts: dict[str, tuple[str, int, int]] = {}
+        patterns: list[tuple[str, str, int, int]] = []
         for i, s in enumerate(self.systems):
             if s.id in seen:
                 return (f"systems[{i}].id", f"duplicate system id {s.id!r} (also systems[{seen[s.id]}])")
             seen[s.id] = i
+            if units and s.unit not in units:
+                return (f"systems[{i}].unit", f"unknown unit {s.unit!r} (not in units)")
             for j, h in enumerate(s.hosts):
-                if h in hosts and hosts[h] != s.id:
-                    return (f"systems[{i}].hosts[{j}]", f"host {h!r} is already claimed by system {hosts[h]!r}")
-                hosts[h] = s.id
+                key = h.lower()
+                if key in hosts and hosts[key][0] != s.id:
+                    other, oi, oj = hosts[key]
+                    return (
+                        f"systems[{i}].hosts[{j}]",
+                        f"host {h!r} is already claimed by system {other!r} "
+                        f"(systems[{oi}].hosts[{oj}])",
+                    )
+                hosts[key] = (s.id, i, j)
+                if is_pattern(h):
+                    patterns.append((key, s.id, i, j))
+        # A hostname of one system that another system's selector would also match
+        # is claimed twice just the same.
+        for key, (sid, i, j) in hosts.items():
+            if is_pattern(key):
+                continue
+            for pat, psid, pi, pj in patterns:
+                if psid != sid and fnmatch.fnmatchcase(key, pat):
+                    return (
+                        f"systems[{i}].hosts[{j}]",
+                        f"host {key!r} is also matched by {pat!r} of system {psid!r} "
+                        f"(systems[{pi}].hosts[{pj}])",
+                    )
         return None
+
+    def unit_names(self) -> list[str]:
+        """Declared units first (in order), then any others systems name."""
+        out = list(self.units)
+        for s in self.systems:
+            if s.unit not in out:
+                out.append(s.unit)
+        return out
+
+
+def parse_inventory(data: object, source: str) -> Inventory:
+    return load_section(dates_to_text(data), Inventory, source)
+
+
+def read_inventory(path: str | Path) -> Inventory:
+    """Load and validate; raises ConfigError naming file, key path and problem."""
+    return parse_inventory(read_yaml(path), str(path))
 
 
 class InventoryHolder:
-    """Holds the inventory in force; a reload swaps it atomically."""
+    """Holds the inventory in force; a reload swaps it atomically or not at all."""
 
     def __init__(self, inventory: Inventory | None = None, source: str = "(none)") -> None:
         self.source = source
+        self.path: Path | None = None
+        self.reloads_ok = 0
+        self.reloads_failed = 0
+        self.last_error = ""  # the problem with the file on disk, "" when it is in force
+        self.loaded_at = 0.0
+        self._listeners: list[Callable[[Inventory], None]] = []
         self.set(inventory or Inventory())
 
     def set(self, inventory: Inventory) -> None:
-        self.current = inventory
-        self._by_id = {s.id: s for s in inventory.systems}
-        self._by_host = {h: s for s in inventory.systems for h in s.hosts}
+        by_id = {s.id: s for s in inventory.systems}
+        by_host = {h.lower(): s for s in inventory.systems for h in s.exact_hosts}
+        patterns = [(p.lower(), s) for s in inventory.systems for p in s.host_patterns]
+        # One tuple assignment: readers on other threads see old or new, never a mix.
+        self._by_id, self._by_host, self._patterns, self.current = by_id, by_host, patterns, inventory
+        self.loaded_at = time.time()
+        for fn in list(self._listeners):
+            fn(inventory)
+
+    def on_change(self, fn: Callable[[Inventory], None]) -> None:
+        self._listeners.append(fn)
 
     def system(self, system_id: str) -> System | None:
         return self._by_id.get(system_id)
 
     def system_for_host(self, hostname: str) -> System | None:
-        return self._by_host.get(hostname)
+        key = hostname.lower()
+        found = self._by_host.get(key)
+        if found is not None or not self._patterns:
+            return found
+        for pat, s in self._patterns:
+            if fnmatch.fnmatchcase(key, pat):
+                return s
+        return None
+
+    def reload(self) -> bool:
+        """Re-read ``path``; on any problem log it and keep the inventory in force."""
+        if self.path is None:
+            return False
+        try:
+            inventory = read_inventory(self.path)
+        except ConfigError as exc:
+            self.reloads_failed += 1
+            self.last_error = str(exc)
+            log.error("inventory reload refused, previous inventory stays in force: %s", exc)
+            return False
+        self.set(inventory)
+        self.reloads_ok += 1
+        self.last_error = ""
+        log.info("inventory reloaded from %s: %d systems", self.path, len(inventory.systems))
+        return True
 
 
 def load_inventory(path: str | Path | None) -> InventoryHolder:
     if path is None:
         return InventoryHolder()
-    return InventoryHolder(load_file(path, Inventory), str(path))
+    holder = InventoryHolder(read_inventory(path), str(path))
+    holder.path = Path(path)
+    return holder
 
 
-def parse_inventory(data: object, source: str) -> Inventory:
-    return load_section(data, Inventory, source)
+class InventoryWatcher:
+    """Reloads the holder when its file changes (polled) or on SIGHUP.
+
+    Polling (stat every ``interval`` seconds) rather than inotify: it works on
+    every filesystem, needs no extra dependency, and catches editors that
+    replace the file by rename as well as ones that write in place.
+    """
+
+    def __init__(self, holder: InventoryHolder, interval: float = 2.0, sighup: bool = True) -> None:
+        self.holder = holder
+        self.interval = interval
+        self.sighup = sighup
+        self._task: asyncio.Task[None] | None = None
+        self._stamp = self._stat()
+        self._sighup_installed = False
+
+    def _stat(self) -> tuple[int, int, int] | None:
+        if self.holder.path is None:
+            return None
+        try:
+            st = os.stat(self.holder.path)
+        except OSError:
+            return None
+        return (st.st_ino, st.st_size, st.st_mtime_ns)
+
+    def check(self) -> bool:
+        """Reload when the file's identity, size or mtime moved; True if reloaded."""
+        stamp = self._stat()
+        if stamp is None or stamp == self._stamp:
+            return False
+        self._stamp = stamp
+        return self.holder.reload()
+
+    async def start(self) -> None:
+        if self.holder.path is None:
+            return
+        self._stamp = self._stat()
+        if self.sighup:
+            try:
+                asyncio.get_running_loop().add_signal_handler(signal.SIGHUP, self._on_sighup)
+                self._sighup_installed = True
+            except (NotImplementedError, RuntimeError, ValueError):  # not main thread / platform
+                log.warning("SIGHUP reload unavailable here; file polling still reloads")
+        self._task = asyncio.create_task(self._run(), name="inventory-watch")
+
+    def _on_sighup(self) -> None:
+        self._stamp = self._stat()
+        self.holder.reload()
+
+    async def _run(self) -> None:
+        while True:
+            await asyncio.sleep(self.interval)
+            try:
+                self.check()
+            except Exception:  # a watcher must never die: the next tick retries
+                log.exception("inventory watch failed")
+
+    async def stop(self) -> None:
+        if self._sighup_installed:
+            asyncio.get_running_loop().remove_signal_handler(signal.SIGHUP)
+            self._sighup_installed = False
+        if self._task is not None:
+            self._task.cancel()
+            try:
+                await self._task
+            except asyncio.CancelledError:
+                pass
+            self._task = None
