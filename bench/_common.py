@@ -14,7 +14,9 @@ import yaml
 ROOT = Path(__file__).resolve().parent.parent
 
 
-def start_collector(state: Path, extra: dict | None = None, port: int = 0) -> tuple[subprocess.Popen, str, Path]:
+def start_collector(
+    state: Path, extra: dict | None = None, port: int = 0
+) -> tuple[subprocess.Popen, str, Path]:
     """Run `canhgac collector run` as its own process; returns (proc, url, ca)."""
     state.mkdir(parents=True, exist_ok=True)
     cfg = {"state_dir": str(state / "collector"), "listen": {"host": "127.0.0.1", "port": port}}

@@ -40,11 +40,6 @@ class Enricher:
                 csys = claimed.get("system")
                 if isinstance(csys, dict) and csys.get("id") not in (None, sid):
                     self.overrides += 1
-                # The one agent-reported part of the namespace: its own health
-                # report, kept only on heartbeats and never used for attribution.
-                hb = claimed.get("heartbeat")
-                if isinstance(hb, dict) and doc["event"].get("dataset") == "agent.health":
-                    mine["heartbeat"] = hb
             doc["canhgac"] = mine
             ag = doc.get("agent")
             if not isinstance(ag, dict):

@@ -184,7 +184,7 @@ class Ingest:
     def _note_heartbeat(self, agent: AgentRecord, events: list[dict[str, Any]]) -> None:
         for ev in reversed(events):
             if ev["event"]["dataset"] == "agent.health":
-                status = ev["canhgac"].get("heartbeat")
+                status = ev.get("canhgac_agent")  # the agent's self-report (agent/health.py)
                 self.ctx.auth.touch(agent, status if isinstance(status, dict) else {})
                 return
 

@@ -20,6 +20,8 @@ PROBES: dict[str, str] = {
     "auth_log": "agent.probes.auth_log:AuthLogProbe",
     "file_integrity": "agent.probes.file_integrity:FileIntegrityProbe",
     "network_sensor": "agent.probes.network_sensor:NetworkSensorProbe",
+    # load and crash-recovery testing; off unless configured
+    "synthetic": "agent.probes.synthetic:SyntheticProbe",
 }
 
 
