@@ -81,6 +81,9 @@ class DeliveryLoop:
                 await t
             except (asyncio.CancelledError, Exception):
                 pass
+        # Leases handed out but not acked must be handed out again to whoever
+        # drains this output next (a restarted loop in this process).
+        self.queue.release_all(self.output.name)
         await self.output.close()
 
     async def flush(self, timeout: float = 5.0) -> bool:

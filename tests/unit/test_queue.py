@@ -116,3 +116,14 @@ async def test_dead_letters_are_kept_with_reason(tmp_path):
     assert dl[0]["reason"].startswith("mapper_parsing") and dl[0]["lines"] == [b'{"x":1}']
     assert q.counters["dead_letter:a"] == 1
     await q.close()
+
+
+async def test_release_all_hands_unacked_leases_out_again(tmp_path):
+    q = await open_queue(tmp_path)
+    await q.append(lines("x", 2), PRIORITY_SECURITY)
+    first = await q.lease("a")
+    assert await q.lease("a") is None
+    q.release_all("a")
+    again = await q.lease("a")
+    assert again is not None and again.lines == first.lines
+    await q.close()

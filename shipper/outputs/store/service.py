@@ -53,16 +53,19 @@ class StoreOutput:
         self.config = config
         self.path = path
         self._db: sqlite3.Connection | None = None
-        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="store")
+        self._executor: ThreadPoolExecutor | None = None
         self._last_prune = 0.0
         self.stored = 0
         self.duplicates = 0
 
     async def start(self) -> None:
+        if self._executor is None:
+            self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="store")
         if self._db is None:
             self._db = await self._run(open_store, self.path)
 
     async def _run(self, fn: Any, *args: Any) -> Any:
+        assert self._executor is not None, "store output used before start()"
         return await asyncio.get_running_loop().run_in_executor(self._executor, fn, *args)
 
     async def send(self, batch: Batch) -> SendResult:
@@ -98,7 +101,9 @@ class StoreOutput:
         if self._db is not None:
             await self._run(self._db.close)
             self._db = None
-        self._executor.shutdown(wait=False)
+        if self._executor is not None:
+            self._executor.shutdown(wait=True)
+            self._executor = None
 
 
 def build(raw: Any, ctx: Any) -> StoreOutput:
