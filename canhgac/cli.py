@@ -24,6 +24,9 @@ COMMANDS: tuple[str, ...] = (
     "collector.inventory_cli",
     "collector.coverage.cli",
     "collector.alerts.cli",
+    "collector.detect.cli",
+    "national_center.cli",
+    "collector.national.cli",
     "canhgac.commands.query",
     "canhgac.commands.version",
 )

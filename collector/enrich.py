@@ -1,8 +1,10 @@
 """Enrichment: stamp every event with who it belongs to.
 
 The system, level and unit come from the agent's enrollment and the inventory,
-never from the payload: whatever ``canhgac.*`` an agent sends is replaced, and
-an attempt to claim another system is counted.
+never from the payload: ``canhgac.system``, ``canhgac.unit``, ``canhgac.agent``
+(and ``canhgac.alert``, which only the collector's detection may raise) are
+replaced whatever an agent sends, and an attempt to claim another system is
+counted. Other ``canhgac.*`` keys are probe details and pass through.
 """
 
 from __future__ import annotations
@@ -12,6 +14,9 @@ from typing import Any
 from canhgac.timeutil import now_rfc3339
 from collector.auth import AgentRecord
 from collector.inventory import InventoryHolder
+
+# Who an event belongs to: always set by the collector, never taken from a payload.
+ATTRIBUTION_KEYS = frozenset({"system", "unit", "agent", "alert"})
 
 
 class Enricher:
@@ -40,6 +45,11 @@ class Enricher:
                 csys = claimed.get("system")
                 if isinstance(csys, dict) and csys.get("id") not in (None, sid):
                     self.overrides += 1
+                # Probe details (canhgac.scan, canhgac.arp, canhgac.file ...) are kept;
+                # only the attribution keys are the collector's to set.
+                for key, value in claimed.items():
+                    if key not in ATTRIBUTION_KEYS:
+                        mine[key] = value
             doc["canhgac"] = mine
             ag = doc.get("agent")
             if not isinstance(ag, dict):

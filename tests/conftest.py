@@ -6,6 +6,7 @@ import os
 
 pytest_plugins = [
     "tests.fixtures.common",
+    "tests.fixtures.elasticsearch",
     "tests.fixtures.collector",
 ]
 

@@ -20,9 +20,14 @@ def headers(token: str, batch: str | None = None) -> dict[str, str]:
 
 
 def stored_ids(collector) -> set[str]:
-    db = sqlite3.connect(collector.state_dir / "events.db")
+    path = collector.state_dir / "events.db"
+    if not path.exists():
+        return set()
+    db = sqlite3.connect(path)
     try:
         return {r[0] for r in db.execute("SELECT id FROM events")}
+    except sqlite3.OperationalError:  # the store has not created its table yet
+        return set()
     finally:
         db.close()
 
@@ -156,3 +161,19 @@ async def test_metrics_expose_pipeline_counts(collector, session):
     for path in ("/healthz", "/readyz"):
         async with session.get(collector.url + path) as r:
             assert r.status == 200
+
+
+async def test_attribution_is_overwritten_but_probe_details_pass(collector, session):
+    token = await collector.enroll(session)
+    ev = new_event("network", action="port_scan")
+    ev["canhgac"] = {"system": {"id": "other", "level": 5}, "unit": {"name": "x"},
+                     "alert": {"severity": "critical"}, "scan": {"ports": 120}}
+    async with session.post(f"{collector.url}/v1/events", data=gz_ndjson([ev]),
+                            headers=headers(token)) as r:
+        assert (await r.json())["accepted"] == 1
+    assert await wait_for(lambda: stored_ids(collector) == {ev["event"]["id"]})
+    db = sqlite3.connect(collector.state_dir / "events.db")
+    doc = orjson.loads(db.execute("SELECT doc FROM events").fetchone()[0])
+    assert doc["canhgac"]["system"] == {"id": "sys-1"}
+    assert "unit" not in doc["canhgac"] and "alert" not in doc["canhgac"]
+    assert doc["canhgac"]["scan"] == {"ports": 120}

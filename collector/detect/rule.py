@@ -1,0 +1,51 @@
+"""The interface every compiled rule offers the engine.
+
+A rule declares the datasets it reads (the engine offers it only those events),
+the fields that make its key (what "the same attacker" means for throttling and
+for its own windows), and two entry points: ``on_event`` on the hot path and
+``on_tick`` about once a second for rules about time passing (a heartbeat that
+stopped). Stateful rules keep their state in :class:`KeyedState` tables so it is
+bounded and expires.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from collector.detect.model import Match, RuleMeta
+from collector.detect.throttle import Throttle
+
+
+class Rule:
+    kind = "sigma"
+
+    def __init__(
+        self,
+        meta: RuleMeta,
+        datasets: tuple[str, ...],
+        key_fields: tuple[str, ...],
+        throttle_window: float | None,
+    ) -> None:
+        self.meta = meta
+        self.datasets = datasets
+        self.key_fields = key_fields
+        self.throttle_window = throttle_window  # None: the engine's default
+        self.throttle: Throttle  # set by the engine when the rule is installed
+
+    def on_event(self, doc: dict[str, Any], now: float) -> Match | None:
+        raise NotImplementedError
+
+    def on_tick(self, now: float) -> list[Match]:
+        return []
+
+    def expire(self, now: float) -> None:
+        """Drop per-key state idle for longer than the rule can use it."""
+
+    def state_size(self) -> int:
+        return 0
+
+    def evicted(self) -> int:
+        return 0
+
+    def configure(self, *, cap: int, heartbeat_interval: float) -> None:
+        """Engine-wide limits, applied when the rule is installed."""
