@@ -16,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import fnmatch
+import functools
 import logging
 import os
 import signal
@@ -166,6 +167,8 @@ class System:
     national: National = field(default_factory=National)
 
     def validate(self) -> tuple[str, str] | None:
+        if isinstance(self.level, bool):  # YAML true == 1 would pass the Literal check
+            return ("level", f"must be one of 1, 2, 3, 4, 5, got {str(self.level).lower()}")
         if not self.id.strip():
             return ("id", "must not be empty")
         # The id becomes a Prometheus label and a URL segment: keep it plain.
@@ -183,11 +186,12 @@ class System:
             seen[key] = j
         return None
 
-    @property
+    # Cached: the coverage model asks for these per system on every computation.
+    @functools.cached_property
     def exact_hosts(self) -> list[str]:
         return [h for h in self.hosts if not is_pattern(h)]
 
-    @property
+    @functools.cached_property
     def host_patterns(self) -> list[str]:
         return [h for h in self.hosts if is_pattern(h)]
 

@@ -1,0 +1,239 @@
+"""Alert lifecycle state: open -> acknowledged -> resolved, with who, when and a note.
+
+The alert itself is an event (event.kind "alert") in the event store and in
+Elasticsearch; this table keeps only what happens to it afterwards, keyed by
+the alert's ``event.id`` so a re-delivered alert never opens twice. SQLite in
+the collector's state dir: one writer (the event loop), WAL so readers on a
+scrape thread never block it.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+from canhgac.schema import get_path
+from canhgac.timeutil import parse_rfc3339
+
+STATUSES = ("open", "acknowledged", "resolved")
+MAX_NOTE = 2000
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS alerts (
+    id TEXT PRIMARY KEY,
+    system_id TEXT NOT NULL DEFAULT '',
+    unit TEXT NOT NULL DEFAULT '',
+    rule TEXT NOT NULL DEFAULT '',
+    severity INTEGER,
+    title TEXT NOT NULL DEFAULT '',
+    created REAL NOT NULL,
+    status TEXT NOT NULL DEFAULT 'open',
+    acked_by TEXT, acked_at REAL, ack_note TEXT,
+    resolved_by TEXT, resolved_at REAL, resolve_note TEXT,
+    event TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS alerts_created ON alerts(created);
+CREATE INDEX IF NOT EXISTS alerts_status ON alerts(status, system_id);
+-- Covers the layer-1 scan (ack_times) so it never touches the stored events.
+CREATE INDEX IF NOT EXISTS alerts_ack ON alerts(created, system_id, acked_at);
+"""
+
+_COLUMNS = ("id", "system_id", "unit", "rule", "severity", "title", "created", "status",
+            "acked_by", "acked_at", "ack_note", "resolved_by", "resolved_at", "resolve_note",
+            "event")
+
+
+class TransitionError(Exception):
+    """The alert is not in a state that allows the requested step (HTTP 409)."""
+
+
+@dataclass
+class AlertRecord:
+    id: str
+    system_id: str
+    unit: str
+    rule: str
+    severity: int | None
+    title: str
+    created: float
+    status: str
+    acked_by: str | None
+    acked_at: float | None
+    ack_note: str | None
+    resolved_by: str | None
+    resolved_at: float | None
+    resolve_note: str | None
+    event: dict[str, Any]
+
+    def to_dict(self, with_event: bool = False) -> dict[str, Any]:
+        d = {k: getattr(self, k) for k in _COLUMNS if k != "event"}
+        if with_event:
+            d["event"] = self.event
+        return d
+
+
+def _row(r: tuple) -> AlertRecord:
+    values = list(r)
+    values[-1] = orjson.loads(values[-1])
+    return AlertRecord(*values)
+
+
+def _summary(doc: dict[str, Any], now: float) -> tuple:
+    event_id = get_path(doc, "event.id")
+    ts = doc.get("@timestamp")
+    try:
+        created = parse_rfc3339(ts).timestamp() if isinstance(ts, str) else now
+    except ValueError:
+        created = now
+    severity = get_path(doc, "event.severity")
+    title = get_path(doc, "rule.name") or get_path(doc, "message") or ""
+    return (
+        str(event_id),
+        str(get_path(doc, "canhgac.system.id") or ""),
+        str(get_path(doc, "canhgac.unit.name") or ""),
+        str(get_path(doc, "rule.id") or get_path(doc, "rule.name") or ""),
+        severity if isinstance(severity, int) and not isinstance(severity, bool) else None,
+        str(title)[:500],
+        created,
+        orjson.dumps(doc).decode(),
+    )
+
+
+class AlertStore:
+    def __init__(self, path: Path) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self.path = path
+        self._lock = threading.Lock()
+        self._db = sqlite3.connect(str(path), check_same_thread=False, isolation_level=None)
+        self._db.execute("PRAGMA journal_mode=WAL")
+        self._db.execute("PRAGMA synchronous=NORMAL")
+        self._db.executescript(_SCHEMA)
+
+    def close(self) -> None:
+        with self._lock:
+            self._db.close()
+
+    def register(self, alerts: list[dict[str, Any]], now: float | None = None) -> int:
+        """Open every alert (event.kind "alert") not seen before; returns how many were new."""
+        now = time.time() if now is None else now
+        rows = [_summary(doc, now) for doc in alerts
+                if get_path(doc, "event.kind") == "alert" and get_path(doc, "event.id")]
+        if not rows:
+            return 0
+        with self._lock:
+            before = self._db.total_changes
+            self._db.execute("BEGIN")
+            self._db.executemany(
+                "INSERT OR IGNORE INTO alerts (id, system_id, unit, rule, severity, title, created,"
+                " event) VALUES (?,?,?,?,?,?,?,?)", rows)
+            self._db.execute("COMMIT")
+            return self._db.total_changes - before
+
+    def get(self, alert_id: str) -> AlertRecord | None:
+        with self._lock:
+            r = self._db.execute(f"SELECT {', '.join(_COLUMNS)} FROM alerts WHERE id=?",
+                                 (alert_id,)).fetchone()
+        return _row(r) if r else None
+
+    def list(self, *, status: str | None = None, system_ids: list[str] | None = None,
+             since: float | None = None, limit: int = 100) -> list[AlertRecord]:
+        where, args = [], []  # type: ignore[var-annotated]
+        if status:
+            where.append("status=?")
+            args.append(status)
+        if system_ids is not None:
+            if not system_ids:
+                return []
+            where.append(f"system_id IN ({','.join('?' * len(system_ids))})")
+            args.extend(system_ids)
+        if since is not None:
+            where.append("created>=?")
+            args.append(since)
+        sql = f"SELECT {', '.join(_COLUMNS)} FROM alerts"
+        if where:
+            sql += " WHERE " + " AND ".join(where)
+        sql += " ORDER BY created DESC, id LIMIT ?"
+        args.append(max(1, min(limit, 10_000)))
+        with self._lock:
+            rows = self._db.execute(sql, args).fetchall()
+        return [_row(r) for r in rows]
+
+    def acknowledge(self, alert_id: str, who: str, note: str = "", now: float | None = None
+                    ) -> AlertRecord:
+        now = time.time() if now is None else now
+        with self._lock:
+            r = self._db.execute("SELECT status, acked_by FROM alerts WHERE id=?",
+                                 (alert_id,)).fetchone()
+            if r is None:
+                raise KeyError(alert_id)
+            if r[0] != "open":
+                raise TransitionError(f"alert is already {r[0]}" + (f" (by {r[1]})" if r[1] else ""))
+            self._db.execute(
+                "UPDATE alerts SET status='acknowledged', acked_by=?, acked_at=?, ack_note=?"
+                " WHERE id=? AND status='open'", (who, now, note[:MAX_NOTE], alert_id))
+        return self.get(alert_id)  # type: ignore[return-value]
+
+    def resolve(self, alert_id: str, who: str, note: str = "", now: float | None = None
+                ) -> AlertRecord:
+        """Resolving an open alert acknowledges it at the same moment (someone acted)."""
+        now = time.time() if now is None else now
+        with self._lock:
+            r = self._db.execute("SELECT status FROM alerts WHERE id=?", (alert_id,)).fetchone()
+            if r is None:
+                raise KeyError(alert_id)
+            if r[0] == "resolved":
+                raise TransitionError("alert is already resolved")
+            self._db.execute(
+                "UPDATE alerts SET status='resolved', resolved_by=?, resolved_at=?, resolve_note=?,"
+                " acked_by=COALESCE(acked_by, ?), acked_at=COALESCE(acked_at, ?)"
+                " WHERE id=? AND status!='resolved'",
+                (who, now, note[:MAX_NOTE], who, now, alert_id))
+        return self.get(alert_id)  # type: ignore[return-value]
+
+    def ack_times(self, since: float) -> dict[str, list[tuple[float, float | None]]]:
+        """(created, acknowledged) per system for layer 1; one indexed range scan."""
+        out: dict[str, list[tuple[float, float | None]]] = {}
+        with self._lock:
+            rows = self._db.execute(
+                "SELECT system_id, created, acked_at FROM alerts WHERE created>=? AND system_id!=''",
+                (since,)).fetchall()
+        for sid, created, acked in rows:
+            out.setdefault(sid, []).append((created, acked))
+        return out
+
+    def counts(self) -> dict[tuple[str, str], int]:
+        """Unresolved alerts by (system, status), for the gauges."""
+        with self._lock:
+            rows = self._db.execute(
+                "SELECT system_id, status, COUNT(*) FROM alerts WHERE status!='resolved'"
+                " GROUP BY system_id, status").fetchall()
+        return {(sid, st): n for sid, st, n in rows}
+
+
+class AlertStage:
+    """Pipeline stage: every event with event.kind == "alert" opens a lifecycle row.
+
+    Runs after enrichment and detection so it sees the system id and the alerts
+    the detectors add; it adds no events itself.
+    """
+
+    name = "alerts"
+
+    def __init__(self, store: AlertStore) -> None:
+        self.store = store
+        self.registered = 0
+
+    def process(self, events: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        alerts = [e for e in events if get_path(e, "event.kind") == "alert"]
+        if alerts:
+            self.registered += self.store.register(alerts)
+        return []
+
+    def tick(self, now: float) -> list[dict[str, Any]]:
+        return []

@@ -1,0 +1,83 @@
+"""Levels and 4-layer coverage per system (docs/coverage.md).
+
+``setup(ctx)`` validates ``coverage:`` of collector.yaml, starts the inventory
+watcher (file polling + SIGHUP), registers the coverage and certificate
+collectors on ``ctx.registry``, adds ``GET /v1/coverage`` and exposes the
+service as ``ctx.services["coverage"]``. Set up after ``collector.alerts`` so
+acknowledgement times are available (they are looked up per computation, so
+the order only matters for the first scrape).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import orjson
+from aiohttp import web
+
+from collector.coverage.config import CoverageConfig, load_coverage_config
+from collector.coverage.metrics import CertificateCollector, CoverageCollector
+from collector.coverage.service import CoverageService
+from collector.inventory import InventoryWatcher
+
+if TYPE_CHECKING:
+    from collector.context import CollectorContext
+
+__all__ = ["CoverageConfig", "CoverageService", "setup"]
+
+
+def setup(ctx: CollectorContext) -> None:
+    cfg = load_coverage_config(ctx.config.coverage, ctx.source)
+    service = CoverageService(ctx.inventory, cfg, services=ctx.services,
+                              heartbeat_interval=float(ctx.config.heartbeat_interval),
+                              agents_fallback=ctx.auth)
+    ctx.services["coverage"] = service
+    ctx.registry.register(CoverageCollector(service, ctx.inventory))
+    ctx.registry.register(CertificateCollector(_certificates(ctx)))
+
+    async def get_coverage(request: web.Request) -> web.Response:
+        access = ctx.services.get("alert_access")
+        if access is None:
+            raise web.HTTPForbidden(text="coverage API needs collector.alerts for access control\n")
+        who = await access.principal(request)
+        data = service.report().to_dict()
+        if who.scope is not None:  # an operator sees only the systems and units in scope
+            data["systems"] = [s for s in data["systems"] if who.allows(s["id"], s["unit"])]
+            units = {s["unit"] for s in data["systems"]}
+            data["units"] = [u for u in data["units"] if u["name"] in units]
+        unit = request.query.get("unit")
+        if unit:
+            data["systems"] = [s for s in data["systems"] if s["unit"] == unit]
+            data["units"] = [u for u in data["units"] if u["name"] == unit]
+        return web.Response(body=orjson.dumps(data), content_type="application/json")
+
+    ctx.app.add_routes([web.get("/v1/coverage", get_coverage)])
+
+    if ctx.inventory.path is None and ctx.config.inventory is not None:
+        ctx.inventory.path = Path(ctx.config.inventory)
+    watcher = InventoryWatcher(ctx.inventory)
+
+    async def start() -> None:
+        await watcher.start()
+        await service.start()
+
+    async def stop() -> None:
+        await service.stop()
+        await watcher.stop()
+
+    ctx.on_start.append(start)
+    ctx.on_stop.append(stop)
+
+
+def _certificates(ctx: CollectorContext) -> dict[str, Path]:
+    """The collector's own certificates: configured, or the ones it generates in state_dir/tls."""
+    tls = ctx.config.tls
+    if not tls.enabled:
+        return {}
+    generated = ctx.state_dir / "tls"
+    certs = {"server": tls.cert or generated / "collector.pem"}
+    ca = tls.ca or (generated / "ca.pem" if tls.cert is None else None)
+    if ca is not None:
+        certs["ca"] = ca
+    return certs  # files that do not exist (yet) are simply not exported

@@ -1,0 +1,113 @@
+"""The `canhgac coverage` table: systems x layers in 80 columns, grouped by unit.
+
+Works on the JSON the API returns (not the dataclasses) so what a terminal
+shows is exactly what any other API client gets. Colour only when asked (the
+CLI asks when stdout is a TTY and NO_COLOR is unset).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import unicodedata
+from typing import Any
+
+LAYERS = ("onsite", "monitoring", "assessment", "national")
+WIDTH = 80
+
+GREEN, YELLOW, RED, DIM, BOLD, RESET = ("\x1b[32m", "\x1b[33m", "\x1b[31m", "\x1b[2m", "\x1b[1m",
+                                        "\x1b[0m")
+
+
+def _width(text: str) -> int:
+    """Display width: combining marks take no column (NFD-typed Vietnamese)."""
+    return sum(0 if unicodedata.combining(c) else 2 if unicodedata.east_asian_width(c) in "WF"
+               else 1 for c in text)
+
+
+def _fit(text: str, width: int) -> str:
+    text = unicodedata.normalize("NFC", text)
+    if _width(text) <= width:
+        return text + " " * (width - _width(text))
+    out = ""
+    for c in text:
+        if _width(out + c) > width - 1:
+            break
+        out += c
+    return out + "…" + " " * (width - 1 - _width(out))
+
+
+class Painter:
+    def __init__(self, colour: bool) -> None:
+        self.colour = colour
+
+    def __call__(self, text: str, code: str) -> str:
+        return f"{code}{text}{RESET}" if self.colour and code else text
+
+    def ratio(self, value: float) -> str:
+        cell = f"{round(value * 100):>4d}%"
+        return self(cell, GREEN if value >= 1 else YELLOW if value >= 0.5 else RED)
+
+
+def approval_cell(s: dict[str, Any]) -> tuple[str, str]:
+    if s["approved"]:
+        return ("OK", GREEN) if s["approved_on_time"] else ("LATE", YELLOW)
+    if s["approval_overdue"]:
+        return ("OVERDUE", RED)
+    return ("no", DIM if s["status"] != "operating" else YELLOW)
+
+
+def plan_cell(s: dict[str, Any]) -> tuple[str, str]:
+    if s["plan_deployed"]:
+        return ("OK", GREEN)
+    if s["plan_overdue"]:
+        return ("OVERDUE", RED)
+    return ("no", DIM if s["status"] != "operating" else YELLOW)
+
+
+HEADER = f"{'system':<14} {'tên / name':<20} {'cấp':>3} {'L1':>5} {'L2':>5} {'L3':>5} {'L4':>5}" \
+         f" {'duyệt':<8} {'p.án':<8}"
+
+
+def render(data: dict[str, Any], colour: bool = False, tz_hours: int = 7) -> str:
+    paint = Painter(colour)
+    lines = []
+    when = dt.datetime.fromtimestamp(data["generated_at"], dt.timezone(dt.timedelta(hours=tz_hours)))
+    title = "Bao phủ 4 lớp / 4-layer coverage"
+    if data.get("province"):
+        title += f" — {data['province']}"
+    stamp = when.strftime("%Y-%m-%d %H:%M") + f" UTC{tz_hours:+d}"
+    lines.append(paint(_fit(title, WIDTH - len(stamp) - 1), BOLD) + " " + stamp)
+    systems = data["systems"]
+    for unit in data["units"]:
+        mine = [s for s in systems if s["unit"] == unit["name"]]
+        if not mine:
+            continue
+        lines.append("")
+        lines.append(paint(_fit(unit["name"], WIDTH).rstrip(), BOLD))
+        lines.append(paint(HEADER.rstrip(), DIM))
+        for s in mine:
+            ap, ap_c = approval_cell(s)
+            pl, pl_c = plan_cell(s)
+            cells = " ".join(paint.ratio(s["layers"][layer]["ratio"]) for layer in LAYERS)
+            lines.append(f"{_fit(s['id'], 14)} {_fit(s['name'], 20)} {s['level']:>3} {cells} "
+                         f"{paint(f'{ap:<8}', ap_c)} {paint(f'{pl:<8}', pl_c)}".rstrip())
+        lines.append(_rollup_line("  = unit", unit, paint))
+    p = data["province_rollup"]
+    lines.append("")
+    lines.append(_rollup_line("Tổng / total", p, paint))
+    lines.append(f"  {p['systems']} systems: {p['approved']} approved, {p['plan_deployed']} plan "
+                 f"deployed, {p['overdue']} overdue, {p['fully_covered']} fully covered")
+    if not data.get("national_configured", True):
+        lines.append(paint("  L4: national link not configured on this collector", YELLOW))
+    lines.append(paint("L1 tại chỗ/on-site  L2 giám sát/SOC  L3 đánh giá/assessment  "
+                       "L4 quốc gia/NCSC", DIM))
+    lines.append(paint("duyệt: level approval  p.án: security plan  (OK, LATE, OVERDUE, no)",
+                       DIM))
+    return "\n".join(lines)
+
+
+def _rollup_line(label: str, r: dict[str, Any], paint: Painter) -> str:
+    cells = " ".join(paint.ratio(r["layers"][layer]) for layer in LAYERS)
+    tail = f"{r['approved']}/{r['systems']} appr."
+    count = f"{r['systems']} systems"
+    return f"{_fit(label, 14)} {_fit(count, 20)} {'':>3} {cells} {tail}"

@@ -1,0 +1,96 @@
+"""Computes the coverage report from live collector state, cached for ``cache_ttl``.
+
+Inputs, each read defensively so a missing component lowers a number with a
+reason instead of breaking /metrics:
+  agents   ``services["agents"].agents()`` (else ``ctx.auth.agents()``)
+  alerts   ``services["alerts"].ack_times(since)`` (collector.alerts)
+  national ``services["national"]`` with ``link_up`` and ``last_delivery``
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import threading
+import time
+from collections.abc import Callable
+from typing import Any
+
+from collector.coverage.config import CoverageConfig
+from collector.coverage.model import CoverageReport, compute
+from collector.inventory import InventoryHolder
+
+log = logging.getLogger(__name__)
+
+
+class CoverageService:
+    def __init__(self, inventory: InventoryHolder, cfg: CoverageConfig, *,
+                 services: dict[str, Any], heartbeat_interval: float,
+                 agents_fallback: Any | None = None,
+                 clock: Callable[[], float] = time.time) -> None:
+        self.inventory = inventory
+        self.cfg = cfg
+        self.services = services
+        self.offline_after = cfg.offline_seconds(heartbeat_interval)
+        self.agents_fallback = agents_fallback
+        self.clock = clock
+        self._lock = threading.Lock()
+        self._cached: CoverageReport | None = None
+        self.compute_seconds = 0.0
+        self.alert_counts: dict[tuple[str, str], int] = {}
+        self._task: asyncio.Task[None] | None = None
+        # Called with each new report, on the computing thread (the metrics collector
+        # prepares its families there, off the scrape path).
+        self.listeners: list[Callable[[CoverageReport], None]] = []
+        inventory.on_change(lambda _inv: self.invalidate())
+
+    def invalidate(self) -> None:
+        self._cached = None
+
+    def _agents(self) -> list[Any]:
+        src = self.services.get("agents") or self.agents_fallback
+        return list(src.agents()) if src is not None else []
+
+    def report(self, max_age: float | None = None) -> CoverageReport:
+        ttl = float(self.cfg.cache_ttl) if max_age is None else max_age
+        if max_age is None and self._task is not None:
+            ttl *= 2  # the refresher keeps it young; a scrape never waits for a computation
+        now = self.clock()
+        with self._lock:  # one computation at a time; concurrent scrapes share it
+            cached = self._cached
+            if cached is not None and now - cached.generated_at <= ttl and now >= cached.generated_at:
+                return cached
+            started = time.perf_counter()
+            alerts = self.services.get("alerts")
+            acks = alerts.ack_times(now - float(self.cfg.alert_window)) if alerts else {}
+            self.alert_counts = alerts.counts() if alerts else {}
+            report = compute(self.inventory.current, self.cfg, now, agents=self._agents(),
+                             acks=acks, link=self.services.get("national"),
+                             offline_after=self.offline_after)
+            self.compute_seconds = time.perf_counter() - started
+            self._cached = report
+            for fn in self.listeners:
+                fn(report)
+            return report
+
+    async def start(self) -> None:
+        """Recompute every ``cache_ttl`` in a thread so /metrics only formats."""
+        if self._task is None and float(self.cfg.cache_ttl) > 0:
+            self._task = asyncio.create_task(self._refresh(), name="coverage-refresh")
+
+    async def _refresh(self) -> None:
+        interval = float(self.cfg.cache_ttl)
+        while True:
+            try:
+                await asyncio.to_thread(self.report, 0.0)
+            except Exception:  # a bad input must not stop coverage for good; next tick retries
+                log.exception("coverage computation failed")
+            await asyncio.sleep(interval)
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+            self._task = None

@@ -1,0 +1,330 @@
+"""Coverage math for each layer and the level obligations, with fixed clocks."""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass, field
+from typing import Any
+
+import pytest
+from prometheus_client import CollectorRegistry, generate_latest
+
+from canhgac.errors import ConfigError
+from collector.coverage.config import CoverageConfig, load_coverage_config
+from collector.coverage.metrics import CoverageCollector
+from collector.coverage.model import compute
+from collector.coverage.render import _width, render
+from collector.coverage.service import CoverageService
+from collector.inventory import InventoryHolder, parse_inventory
+
+ICT = dt.timezone(dt.timedelta(hours=7))
+NOW = dt.datetime(2025, 6, 1, 12, 0, tzinfo=ICT).timestamp()
+HOUR = 3600.0
+ALL = ("host_metrics", "session", "auth_log", "file_integrity", "network_sensor")
+
+
+@dataclass
+class FakeAgent:
+    agent_id: str
+    system_id: str
+    hostname: str
+    last_seen: float | None
+    probes: dict[str, Any] = field(default_factory=dict)
+    revoked: float | None = None
+
+
+@dataclass
+class FakeNational:
+    link_up: bool = True
+    last_delivery: dict[str, float] = field(default_factory=dict)
+
+
+def running(*names: str) -> dict[str, Any]:
+    return {n: {"running": True, "datasets": []} for n in names}
+
+
+def inventory(**overrides: Any) -> InventoryHolder:
+    sys3 = {
+        "id": "s3", "name": "Cổng thông tin điện tử tỉnh", "unit": "Sở Thông tin và Truyền thông",
+        "level": 3, "hosts": ["web-01", "web-02", "db-01"],
+        "approval": {"approved": True, "date": "2024-08-15"}, "plan": {"deployed": "2024-11-20"},
+        "onsite": {"team": [{"name": "Nguyễn Văn An"}]},
+        "assessments": [{"date": "2025-02-01", "organisation": "X"}],
+        "national": {"enabled": True},
+    }
+    sys1 = {"id": "s1", "name": "Thư điện tử", "unit": "UBND thành phố Huế", "level": 1,
+            "hosts": ["mail-*"]}
+    sys3.update(overrides)
+    return InventoryHolder(parse_inventory({"province": "Thừa Thiên Huế", "systems": [sys3, sys1]},
+                                           "t"))
+
+
+def report(holder: InventoryHolder | None = None, *, agents=(), acks=None, link=None,  # type: ignore[no-untyped-def]
+           now: float = NOW, cfg: CoverageConfig | None = None):
+    holder = holder or inventory()
+    return compute(holder.current, cfg or CoverageConfig(), now, agents=list(agents),
+                   acks=acks or {}, link=link, offline_after=90)
+
+
+def s3(r):  # type: ignore[no-untyped-def]
+    return next(s for s in r.systems if s.id == "s3")
+
+
+# -- layer 1 -------------------------------------------------------------------
+def test_layer1_no_team_is_zero() -> None:
+    r = report(inventory(onsite={"team": []}))
+    assert s3(r).layers["onsite"].ratio == 0
+    assert s3(r).layers["onsite"].reason == "no on-site team named"
+
+
+def test_layer1_roster_only_when_no_alerts() -> None:
+    l1 = s3(report()).layers["onsite"]
+    assert l1.ratio == 1 and "roster only" in l1.reason
+
+
+def test_layer1_fraction_acknowledged_within_level_sla() -> None:
+    sla = 4 * HOUR  # level 3 default
+    acks = {"s3": [
+        (NOW - 10 * HOUR, NOW - 10 * HOUR + 60),          # in time
+        (NOW - 20 * HOUR, NOW - 20 * HOUR + sla),         # exactly at SLA: in time
+        (NOW - 5 * 86400, NOW - 5 * 86400 + 3600),        # in time
+        (NOW - 30 * HOUR, NOW - 30 * HOUR + sla + 1),     # acked late
+        (NOW - 6 * HOUR, None),                           # unacked, past SLA: late
+        (NOW - 1 * HOUR, None),                           # unacked, SLA running: pending
+        (NOW - 31 * 86400, None),                         # outside the 30-day window
+    ]}
+    r = report(acks=acks)
+    l1 = s3(r).layers["onsite"]
+    assert l1.ratio == pytest.approx(3 / 5)
+    assert l1.detail == {"team": 1, "sla_seconds": sla, "alerts": 5, "in_time": 3, "late": 2,
+                         "pending": 1}
+    assert s3(r).alerts_late == 2
+
+
+def test_layer1_sla_is_configurable_per_level() -> None:
+    cfg = load_coverage_config({"ack_sla": {3: "30m"}}, "c.yaml")
+    acks = {"s3": [(NOW - 10 * HOUR, NOW - 10 * HOUR + 3600)]}
+    assert s3(report(acks=acks, cfg=cfg)).layers["onsite"].ratio == 0
+    assert cfg.sla_for(2) == 24 * HOUR  # other levels keep their default
+
+
+# -- layer 2 -------------------------------------------------------------------
+def test_layer2_hosts_with_online_agent_running_required_probes() -> None:
+    agents = [
+        FakeAgent("a1", "s3", "web-01", NOW - 10, running(*ALL)),
+        FakeAgent("a2", "s3", "web-02", NOW - 10, running(*ALL[:3])),  # level 3 lacks two
+        # db-01 has no agent
+    ]
+    l2 = s3(report(agents=agents)).layers["monitoring"]
+    assert l2.ratio == pytest.approx(1 / 3)
+    assert l2.detail["missing_probes"] == {"web-02": ["file_integrity", "network_sensor"]}
+    assert l2.detail["hosts_without_online_agent"] == ["db-01"]
+
+
+def test_layer2_stopped_agent_drops_after_offline_window() -> None:
+    agents = [FakeAgent(f"a{i}", "s3", h, NOW - 30, running(*ALL))
+              for i, h in enumerate(["web-01", "web-02", "db-01"])]
+    assert s3(report(agents=agents)).layers["monitoring"].ratio == 1
+    # The agent on db-01 stops: its last heartbeat ages past 3 intervals (90 s here).
+    later = NOW + 61  # last_seen 91 s ago
+    agents[2].last_seen = NOW - 30
+    agents[0].last_seen = agents[1].last_seen = later - 5
+    r = report(agents=agents, now=later)
+    assert s3(r).layers["monitoring"].ratio == pytest.approx(2 / 3)
+    assert (s3(r).agents_online, s3(r).agents_offline) == (2, 1)
+
+
+def test_layer2_probe_not_running_counts_as_missing() -> None:
+    probes = running(*ALL)
+    probes["network_sensor"] = {"running": False, "datasets": ["network"]}
+    agents = [FakeAgent("a1", "s3", "web-01", NOW, probes)]
+    assert s3(report(agents=agents)).layers["monitoring"].detail["missing_probes"] == {
+        "web-01": ["network_sensor"]}
+
+
+def test_layer2_reads_the_agents_heartbeat_states() -> None:
+    """agent/runtime.py reports {"state": ...} per probe: only "running" counts."""
+    probes = {p: {"state": "running", "restarts": 0, "events": 3} for p in ALL}
+    agents = [FakeAgent("a1", "s3", "web-01", NOW, probes)]
+    assert s3(report(agents=agents)).layers["monitoring"].detail["covered"] == 1
+    for state in ("starting", "backoff", "done", "disabled", "unavailable", "stopped"):
+        probes["session"] = {"state": state}
+        detail = s3(report(agents=agents)).layers["monitoring"].detail
+        assert detail["missing_probes"] == {"web-01": ["session"]}, state
+
+
+def test_layer2_unlisted_enrolled_host_counts_and_revoked_ignored() -> None:
+    agents = [FakeAgent("a1", "s3", "web-01", NOW, running(*ALL)),
+              FakeAgent("a2", "s3", "extra-01", NOW, {}),
+              FakeAgent("a3", "s3", "web-02", NOW, running(*ALL), revoked=NOW - 5)]
+    l2 = s3(report(agents=agents)).layers["monitoring"]
+    assert (l2.detail["hosts"], l2.detail["covered"]) == (4, 1)
+
+
+def test_layer2_selector_and_level1_probes() -> None:
+    agents = [FakeAgent("m1", "", "mail-01", NOW, running("host_metrics")),
+              FakeAgent("m2", "s1", "mail-02", NOW, {})]
+    s1 = next(s for s in report(agents=agents).systems if s.id == "s1")
+    assert s1.layers["monitoring"].ratio == 0.5
+    empty = next(s for s in report().systems if s.id == "s1")
+    assert empty.layers["monitoring"].ratio == 0
+    assert "no hosts" in empty.layers["monitoring"].reason
+
+
+# -- layer 3 -------------------------------------------------------------------
+def test_layer3_recent_assessment() -> None:
+    sc = s3(report())
+    assert sc.layers["assessment"].ratio == 1
+    assert sc.assessment_age_days == (dt.date(2025, 6, 1) - dt.date(2025, 2, 1)).days
+
+
+def test_layer3_older_than_12_months_is_zero() -> None:
+    sc = s3(report(inventory(assessments=[{"date": "2024-05-31", "organisation": "X"}])))
+    assert sc.layers["assessment"].ratio == 0 and sc.assessment_age_days == 366
+    sc = s3(report(inventory(assessments=[{"date": "2024-06-01", "organisation": "X"}])))
+    assert sc.layers["assessment"].ratio == 1 and sc.assessment_age_days == 365
+
+
+def test_layer3_future_or_missing_assessment() -> None:
+    sc = s3(report(inventory(assessments=[{"date": "2025-12-01", "organisation": "X"}])))
+    assert sc.layers["assessment"].ratio == 0 and sc.assessment_age_days is None
+
+
+# -- layer 4 -------------------------------------------------------------------
+@pytest.mark.parametrize(
+    ("national", "link", "ratio", "reason"),
+    [
+        ({"enabled": False}, FakeNational(True, {"s3": NOW}), 0, "not enabled"),
+        ({"enabled": True}, None, 0, "national link not configured"),
+        ({"enabled": True}, FakeNational(False, {"s3": NOW}), 0, "national link down"),
+        ({"enabled": True}, FakeNational(True, {}), 0, "no report"),
+        ({"enabled": True}, FakeNational(True, {"s3": NOW - 3601}), 0, "window"),
+        ({"enabled": True}, FakeNational(True, {"s3": NOW - 60}), 1, "link up"),
+    ],
+)
+def test_layer4(national, link, ratio, reason) -> None:  # type: ignore[no-untyped-def]
+    l4 = s3(report(inventory(national=national), link=link)).layers["national"]
+    assert l4.ratio == ratio and reason in l4.reason
+
+
+# -- obligations and roll-ups -----------------------------------------------------
+def test_obligations_on_time_late_and_overdue() -> None:
+    sc = s3(report())
+    assert (sc.approved, sc.approved_on_time, sc.approval_overdue) == (True, True, False)
+    assert (sc.plan_deployed, sc.plan_overdue) == (True, False)
+    late = s3(report(inventory(approval={"approved": True, "date": "2024-10-01"}, plan={})))
+    assert (late.approved, late.approved_on_time, late.plan_overdue) == (True, False, True)
+    none = s3(report(inventory(approval={"approved": False})))
+    assert none.approval_overdue and none.overdue
+
+
+def test_deadline_is_local_date() -> None:
+    h = inventory(approval={"approved": False})
+    # 30 Sept 23:30 in Huế is still on time; 1 Oct 00:30 Huế (17:30 UTC 30 Sept) is not.
+    before = dt.datetime(2024, 9, 30, 23, 30, tzinfo=ICT).timestamp()
+    after = dt.datetime(2024, 10, 1, 0, 30, tzinfo=ICT).timestamp()
+    assert not s3(report(h, now=before)).approval_overdue
+    assert s3(report(h, now=after)).approval_overdue
+
+
+def test_building_system_is_not_overdue_and_future_plan_not_deployed() -> None:
+    sc = s3(report(inventory(status="building", approval={"approved": False}, plan={})))
+    assert not sc.overdue
+    sc = s3(report(inventory(plan={"deployed": "2025-07-01"})))
+    assert not sc.plan_deployed and sc.plan_overdue
+
+
+def test_rollups() -> None:
+    link = FakeNational(True, {"s3": NOW})
+    agents = [FakeAgent(f"a{i}", "s3", h, NOW, running(*ALL))
+              for i, h in enumerate(["web-01", "web-02", "db-01"])]
+    r = report(agents=agents, link=link)
+    assert s3(r).fully_covered
+    units = {u.name: u for u in r.units}
+    assert units["Sở Thông tin và Truyền thông"].fully_covered == 1
+    assert r.province_rollup.systems == 2
+    assert r.province_rollup.layers["monitoring"] == pytest.approx(0.5)
+    assert r.province_rollup.approved == 1 and r.province_rollup.overdue == 1
+
+
+# -- config ----------------------------------------------------------------------
+@pytest.mark.parametrize(
+    ("raw", "path", "fragment"),
+    [
+        ({"required_probes": {3: ["host_metrics", "hostmetrics"]}}, "coverage.required_probes.3[1]",
+         "unknown probe 'hostmetrics'"),
+        ({"ack_sla": {6: "1h"}}, "coverage.ack_sla.6", "unknown level"),
+        ({"approval_deadline": "30/09/2024"}, "coverage.approval_deadline", "not a date"),
+        ({"alert_window": "a month"}, "coverage.alert_window", "not a duration"),
+        ({"sla": {}}, "coverage.sla", "unknown key"),
+    ],
+)
+def test_config_errors(raw, path, fragment) -> None:  # type: ignore[no-untyped-def]
+    with pytest.raises(ConfigError) as exc:
+        load_coverage_config(raw, "collector.yaml")
+    assert exc.value.path == path and fragment in exc.value.problem
+    assert str(exc.value).startswith("collector.yaml: ")
+
+
+def test_config_accepts_yaml_dates() -> None:
+    cfg = load_coverage_config({"plan_deadline": dt.date(2025, 3, 31)}, "c")
+    assert cfg.plan_deadline_day == dt.date(2025, 3, 31)
+
+
+# -- service, metrics, table ------------------------------------------------------
+class Clock:
+    def __init__(self, t: float) -> None:
+        self.t = t
+
+    def __call__(self) -> float:
+        return self.t
+
+
+class Agents:
+    def __init__(self, agents: list[FakeAgent]) -> None:
+        self.list = agents
+
+    def agents(self) -> list[FakeAgent]:
+        return self.list
+
+
+def test_service_caches_and_invalidates_on_inventory_change() -> None:
+    holder = inventory()
+    clock = Clock(NOW)
+    svc = CoverageService(holder, CoverageConfig(), services={"agents": Agents([])},
+                          heartbeat_interval=30, clock=clock)
+    first = svc.report()
+    assert svc.report() is first
+    clock.t += 6
+    assert svc.report() is not first
+    cached = svc.report()
+    holder.set(holder.current)
+    assert svc.report() is not cached
+
+
+def test_metrics_exposition() -> None:
+    holder = inventory()
+    svc = CoverageService(holder, CoverageConfig(), services={}, heartbeat_interval=30,
+                          clock=Clock(NOW))
+    reg = CollectorRegistry()
+    reg.register(CoverageCollector(svc, holder))
+    text = generate_latest(reg).decode()
+    unit = "Sở Thông tin và Truyền thông"
+    assert (f'canhgac_layer_coverage_ratio{{layer="onsite",level="3",system="s3",unit="{unit}"}} 1.0'
+            in text)
+    assert 'name="Cổng thông tin điện tử tỉnh"' in text and 'province="Thừa Thiên Huế"' in text
+    assert f'canhgac_system_assessment_age_days{{level="3",system="s3",unit="{unit}"}} 120.0' in text
+    assert 'canhgac_system_obligation_overdue{level="1",obligation="approval",system="s1"' in text
+    assert f'canhgac_unit_systems{{state="total",unit="{unit}"}} 1.0' in text
+    assert 'canhgac_province_layer_coverage_ratio{layer="onsite",province="Thừa Thiên Huế"} 0.5' in text
+
+
+def test_table_fits_80_columns_and_colour_only_when_asked() -> None:
+    data = report(inventory(name="Hệ thống thông tin giải quyết thủ tục hành chính tỉnh"),
+                  link=FakeNational()).to_dict()
+    plain = render(data, colour=False)
+    assert "\x1b[" not in plain
+    assert all(_width(line) <= 80 for line in plain.splitlines()), plain
+    assert "Sở Thông tin và Truyền thông" in plain and "Hệ thống thông tin …" in plain
+    coloured = render(data, colour=True)
+    assert "\x1b[32m" in coloured and "\x1b[31m" in coloured
