@@ -43,8 +43,12 @@ def uuid7() -> str:
     return str(uuid.UUID(int=value))
 
 
-def new_token(nbytes: int = 32) -> str:
-    """A URL-safe random secret (enrollment tokens, agent secrets, API tokens)."""
+def new_token(kind: str = "cg", nbytes: int = 32) -> str:
+    """A URL-safe random secret with a recognisable prefix (``cge_…`` for enrollment).
+
+    The prefix lets secret scanners spot a leaked token, and guarantees the token
+    never starts with ``-`` (which a command line would take for an option).
+    """
     import secrets
 
-    return secrets.token_urlsafe(nbytes)
+    return f"{kind}_{secrets.token_urlsafe(nbytes)}"

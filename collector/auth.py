@@ -154,7 +154,7 @@ class AuthStore:
     # -- enrollment ----------------------------------------------------------
     def create_enroll_token(self, system_id: str, ttl_seconds: float = 86400, uses: int = 1,
                             note: str = "") -> str:
-        token = new_token()
+        token = new_token("cge")
         now = time.time()
         self._db.execute(
             "INSERT INTO enroll_tokens(token_hash, system_id, created, expires, uses_left, note) "
@@ -179,7 +179,7 @@ class AuthStore:
                     "UPDATE enroll_tokens SET uses_left = uses_left - 1 WHERE token_hash=?", (th,)
                 )
                 agent_id = uuid7()
-                secret = new_token()
+                secret = new_token("cgs")
                 self._db.execute(
                     "INSERT INTO agents(agent_id, secret_hash, system_id, hostname, enrolled) "
                     "VALUES(?,?,?,?,?)",
