@@ -43,6 +43,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--port", type=int, default=8443, help="collector port (default 8443)")
     p.add_argument("--no-agent", action="store_true", help="do not start the local agent")
     p.add_argument("--no-national", action="store_true", help="do not start the mock national center")
+    p.add_argument("--national-port", type=int, default=9443, help="mock national center port")
     p.add_argument("--inventory", help="inventory.yaml to use instead of the generated demo")
     p.set_defaults(func=run)
 
@@ -90,14 +91,28 @@ def _write_once(path: Path, data: dict) -> None:
 
 
 def _demo_inventory(path: Path) -> None:
-    host = socket.gethostname()
-    _write_once(path, {"systems": [{
-        "id": "demo-portal",
-        "name": "Cổng thông tin điện tử (demo)",
-        "unit": DEMO_UNIT,
-        "level": 3,
-        "hosts": [host],
-    }]})
+    """One level-3 system on this host, with every layer declared, so coverage has content."""
+    import datetime as dt
+
+    today = dt.date.today()
+    _write_once(path, {
+        "province": "Thừa Thiên Huế",
+        "systems": [{
+            "id": "demo-portal",
+            "name": "Cổng thông tin điện tử (demo)",
+            "unit": DEMO_UNIT,
+            "level": 3,
+            "approval": {"approved": True, "decision": "1234/QĐ-UBND (demo)",
+                         "date": dt.date(2024, 8, 15)},
+            "plan": {"deployed": dt.date(2024, 11, 20)},
+            "hosts": [socket.gethostname()],
+            "onsite": {"team": [{"name": "Nguyễn Văn An", "role": "Trưởng nhóm ATTT"}]},
+            "monitoring": {"provider": "SOC tỉnh (demo)"},
+            "assessments": [{"date": today - dt.timedelta(days=60),
+                             "organisation": "Đơn vị đánh giá độc lập (demo)", "result": "passed"}],
+            "national": {"enabled": True},
+        }],
+    })
 
 
 def _port_free(port: int) -> bool:
@@ -146,19 +161,30 @@ def run(args: argparse.Namespace) -> int:
     state = Path(args.state_dir).resolve()
     state.mkdir(parents=True, exist_ok=True)
     os.chmod(state, 0o700)
-    if not _port_free(args.port):
-        raise UserError(f"port {args.port} on 127.0.0.1 is in use (another `canhgac up`?); "
-                        f"use --port")
+    for port, flag in ((args.port, "--port"), (args.national_port, "--national-port")):
+        if (flag == "--port" or not args.no_national) and not _port_free(port):
+            raise UserError(f"port {port} on 127.0.0.1 is in use (another `canhgac up`?); use {flag}")
     inventory = Path(args.inventory).resolve() if args.inventory else state / "inventory.yaml"
     if not args.inventory:
         _demo_inventory(inventory)
-    collector_cfg = state / "collector.yaml"
-    _write_once(collector_cfg, {
+    national = None
+    if not args.no_national:
+        from canhgac.tls import make_ca
+        from national_center.local import prepare as prepare_national
+
+        national = prepare_national(state / "national", make_ca(state / "collector" / "tls"),
+                                    port=args.national_port)
+    collector_doc: dict = {
         "state_dir": str(state / "collector"),
         "listen": {"host": "127.0.0.1", "port": args.port},
         "inventory": str(inventory),
         "outputs": {"store": {}},
-    })
+    }
+    if national is not None:
+        collector_doc["national"] = national.collector_sections["national"]
+        collector_doc["outputs"].update(national.collector_sections["outputs"])
+    collector_cfg = state / "collector.yaml"
+    _write_once(collector_cfg, collector_doc)
     stack = Stack(state)
     stopping = False
 
@@ -172,6 +198,8 @@ def run(args: argparse.Namespace) -> int:
         info_file = state / "collector" / "collector.json"
         with contextlib.suppress(FileNotFoundError):
             info_file.unlink()
+        if national is not None:
+            stack.spawn("national", national.argv)
         collector = stack.spawn("collector", ["collector", "run", "--config", str(collector_cfg)])
         info = _wait_for_file(info_file, collector)
         url, ca = info["url"], Path(info["ca"])
@@ -203,11 +231,16 @@ def run(args: argparse.Namespace) -> int:
 def _banner(url: str, ca: Path, state: Path, stack: Stack) -> None:
     cols = shutil.get_terminal_size((100, 20)).columns
     print("canhgac is running / canhgac đang chạy".center(min(cols, 78), "─"))
-    print(f"  collector    {url}   (pid {stack.children[0].proc.pid})")
+    by_name = {c.name: c for c in stack.children}
+    print(f"  collector    {url}   (pid {by_name['collector'].proc.pid})")
     print(f"  metrics      {url}/metrics")
     print(f"  CA cert      {ca}")
-    for child in stack.children[1:]:
-        print(f"  {child.name:<12} pid {child.proc.pid}, log {child.log}")
+    if "national" in by_name:
+        print(f"  national     mock center, pid {by_name['national'].proc.pid}   "
+              "(canhgac national-mock received)")
+    if "agent" in by_name:
+        print(f"  agent        pid {by_name['agent'].proc.pid}, enrolled as system demo-portal")
+    print("  coverage     canhgac coverage --config " + str(state / "collector.yaml"))
     print(f"  state dir    {state}")
     print(f"  logs         {state / 'logs'}")
     print("  query        canhgac query 'event.dataset:host.metrics' --since 15m")

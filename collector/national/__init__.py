@@ -1,0 +1,185 @@
+"""Collector component for layer 4: indicators in, summaries out, link health watched.
+
+``setup(ctx)`` adds the indicator-matching stage (the summary-counting stage is
+appended at start, so that it runs after every other stage),
+the Prometheus collector, and start/stop hooks for the background loops:
+indicator pull, hourly summaries (via ``ctx.inject``), periodic connectivity
+check and backlog sampling. Shared services it publishes in ``ctx.services``:
+``indicators`` (the IndicatorStage) and ``national`` (this component).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from typing import Any
+
+from collector.national.check import run_check
+from collector.national.config import NationalSection, load
+from collector.national.indicators import IndicatorCache, IndicatorPuller, IndicatorStage
+from collector.national.metrics import LinkState, NationalMetrics
+from collector.national.summary import SummaryStage
+from shipper.outputs.national.client import NationalClient
+
+log = logging.getLogger(__name__)
+
+OUTPUT_NAME = "national"
+
+
+class NationalComponent:
+    def __init__(self, ctx: Any, config: NationalSection) -> None:
+        self.ctx = ctx
+        self.config = config
+        self.state = LinkState(configured=config.link.configured)
+        self.stage = IndicatorStage(config.indicators)
+        self.summary: SummaryStage | None = None
+        self.client: NationalClient | None = None
+        self.puller: IndicatorPuller | None = None
+        self._secret = b""
+        self._tasks: list[asyncio.Task[None]] = []
+        cache = IndicatorCache(ctx.state_dir / "national" / "indicators.json")
+        if config.link.configured:
+            self._secret = config.link.secret_bytes(ctx.source)
+            self.client = NationalClient(config.link, self._secret, "canhgac-collector")
+        self.puller = IndicatorPuller(self.client, self.stage, cache,
+                                      float(config.indicators.interval))
+        restored = self.puller.restore()
+        if restored:
+            log.info("national indicators: %d restored from %s", restored, cache.path)
+        outputs = getattr(ctx.config, "outputs", None) or {}
+        if config.summaries.enabled and OUTPUT_NAME in outputs:
+            self.summary = SummaryStage(ctx.inventory)
+
+    @property
+    def link_up(self) -> bool:
+        """Last check passed, or a report went through since the last failed check."""
+        rep = self.state.last_check
+        if rep is not None and rep.ok:
+            return True
+        out = self.output()
+        last = getattr(getattr(out, "counters", None), "last_success", 0.0) or 0.0
+        return bool(rep is not None and last > rep.finished)
+
+    @property
+    def last_delivery(self) -> dict[str, float]:
+        """system id -> Unix time its last report was accepted by the center."""
+        out = self.output()
+        return dict(getattr(getattr(out, "counters", None), "last_delivery", {}) or {})
+
+    def output(self) -> Any:
+        out = self.ctx.services.get("national.output")
+        if out is None:
+            loop = self.ctx.deliveries.get(OUTPUT_NAME)
+            out = getattr(loop, "output", None)
+        return out
+
+    async def start(self) -> None:
+        cfg = self.config
+        if self.summary is not None and self.summary not in self.ctx.pipeline.stages:
+            # Added at start, i.e. after every component's setup, so it runs last and
+            # counts the alerts that later stages (detection) raise as well.
+            self.ctx.pipeline.add(self.summary)
+        if self.client is not None and cfg.indicators.enabled:
+            self._spawn(self.puller.run(), "national-indicators")  # type: ignore[union-attr]
+        if self.client is not None and cfg.check.enabled:
+            self._spawn(self._check_loop(), "national-check")
+        if self.summary is not None:
+            self._spawn(self._summary_loop(), "national-summaries")
+        if self.ctx.spool is not None:
+            self._spawn(self._backlog_loop(), "national-backlog")
+        if self.client is None:
+            log.info("national link not configured (national.link.url): layer 4 is off")
+
+    async def stop(self) -> None:
+        if self.summary is not None and self.ctx.inject is not None:
+            # The partial period is spooled (stop hooks run before the spool closes),
+            # so a restart does not lose the last minutes' summary.
+            try:
+                await self.emit_summaries()
+            except Exception as exc:
+                log.warning("national: final summaries not spooled: %s", exc)
+        for t in self._tasks:
+            t.cancel()
+        for t in self._tasks:
+            try:
+                await t
+            except (asyncio.CancelledError, Exception):  # a loop's last error is logged already
+                pass
+        self._tasks = []
+        if self.client is not None:
+            await self.client.close()
+
+    def _spawn(self, coro: Any, name: str) -> None:
+        self._tasks.append(asyncio.create_task(coro, name=name))
+
+    async def check_once(self) -> None:
+        assert self.client is not None
+        cfg = self.config.check
+        rep = await run_check(self.config.link, self._secret, max_clock_skew=cfg.max_clock_skew,
+                              cert_min_days=cfg.cert_min_days, client=self.client)
+        self.state.last_check = rep
+        if rep.ok:
+            self.state.last_check_success = rep.finished
+        else:
+            bad = next(s for s in rep.steps if not s.ok)
+            log.warning("national link check failed at %s: %s", bad.name, bad.detail)
+
+    async def _check_loop(self) -> None:
+        while True:
+            try:
+                await self.check_once()
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("national link check crashed")
+            await asyncio.sleep(self.config.check.interval)
+
+    async def emit_summaries(self, now: float | None = None) -> int:
+        assert self.summary is not None
+        events = self.summary.flush(now)
+        if events and self.ctx.inject is not None:
+            await self.ctx.inject(events)
+            self.state.summaries += len(events)
+        return len(events)
+
+    async def _summary_loop(self) -> None:
+        interval = float(self.config.summaries.interval)
+        while True:
+            now = time.time()
+            # Align periods to the clock (an hourly summary covers hh:00 to hh+1:00).
+            await asyncio.sleep((now // interval + 1) * interval - now)
+            try:
+                await self.emit_summaries()
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("national summaries could not be spooled")
+
+    async def _backlog_loop(self) -> None:
+        while True:
+            try:
+                stats = await self.ctx.spool.stats()
+                st = stats.get(OUTPUT_NAME)
+                if st is not None:
+                    self.state.backlog_events = st.pending_events
+                    self.state.backlog_age = st.oldest_pending_age_seconds
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                log.debug("national backlog sample failed: %s", exc)
+            await asyncio.sleep(5)
+
+
+def setup(ctx: Any) -> None:
+    """Plug layer 4 into the collector (see module docstring)."""
+    config = load(getattr(ctx.config, "national", None), ctx.source)
+    comp = NationalComponent(ctx, config)
+    ctx.pipeline.add(comp.stage)  # first: indicator alerts then pass through detection
+    ctx.registry.register(NationalMetrics(comp.state, comp.stage, comp.puller, comp.output))
+    ctx.services["indicators"] = comp.stage
+    if config.link.configured:
+        # Coverage (layer 4) reads link_up and last_delivery from here; absent = not configured.
+        ctx.services["national"] = comp
+    ctx.on_start.append(comp.start)
+    ctx.on_stop.append(comp.stop)

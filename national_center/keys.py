@@ -1,0 +1,49 @@
+"""The province keys the center accepts (``--keys FILE``).
+
+One entry per province collector: a key id sent in every request and the
+shared HMAC secret. Secrets may be written ``hex:...``, ``base64:...``, plain,
+or ``${ENV_VAR}`` so they need not sit in the file.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from canhgac.config import Secret, load_file
+from canhgac.signing import load_secret
+
+
+@dataclass
+class ProvinceKey:
+    id: str
+    secret: Secret
+    province: str = ""
+
+    def validate(self) -> tuple[str, str] | None:
+        if len(self.secret) < 16:
+            return ("secret", "must be at least 16 characters")
+        try:
+            load_secret(self.secret)
+        except ValueError as exc:
+            return ("secret", f"cannot decode: {exc}")
+        return None
+
+
+@dataclass
+class KeysFile:
+    keys: list[ProvinceKey] = field(default_factory=list)
+
+    def validate(self) -> tuple[str, str] | None:
+        seen: set[str] = set()
+        for i, k in enumerate(self.keys):
+            if k.id in seen:
+                return (f"keys[{i}].id", f"duplicate key id {k.id!r}")
+            seen.add(k.id)
+        return None
+
+
+def load_keys(path: str | Path) -> dict[str, bytes]:
+    """key id -> secret bytes."""
+    doc = load_file(path, KeysFile)
+    return {k.id: load_secret(k.secret) for k in doc.keys}

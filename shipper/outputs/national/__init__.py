@@ -1,0 +1,60 @@
+"""The ``national`` output (layer 4): alerts and summaries to the national monitoring center.
+
+``build(raw, ctx)`` is the collector's factory (``collector.outputs``). The link
+itself (URL, key id, secret, CA) is read from the ``national.link`` section so
+the indicator pull and ``canhgac check national`` use the very same settings.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from canhgac.errors import ConfigError
+from shipper.outputs.national.client import NationalClient
+from shipper.outputs.national.config import (
+    LinkConfig,
+    NationalOutputConfig,
+    hash_key,
+    load_link,
+    load_output,
+)
+from shipper.outputs.national.encoder import Encoder
+from shipper.outputs.national.policy import Policy
+from shipper.outputs.national.redact import Redactor
+from shipper.outputs.national.service import NationalOutput
+
+__all__ = ["NationalOutput", "build", "make_output"]
+
+
+def make_output(
+    link: LinkConfig,
+    secret: bytes,
+    config: NationalOutputConfig,
+    *,
+    inventory: Any = None,
+    state_dir: Path | None = None,
+) -> NationalOutput:
+    encoder = Encoder(
+        Policy(config.policy, inventory),
+        Redactor(config.redact, hash_key(config.redact, state_dir)),
+        config.max_request_events, config.max_request_bytes, config.gzip_level,
+    )
+    return NationalOutput(NationalClient(link, secret, "canhgac-collector"), encoder)
+
+
+def build(raw: Any, ctx: Any) -> NationalOutput:
+    """Collector factory: validates ``outputs.national`` and ``national.link``."""
+    source = ctx.source
+    config = load_output(raw, source)
+    link = load_link(getattr(ctx.config, "national", None), source)
+    if not link.configured:
+        raise ConfigError(source, "national.link.url",
+                          "is required when outputs.national is configured")
+    output = make_output(link, link.secret_bytes(source), config,
+                         inventory=getattr(ctx, "inventory", None),
+                         state_dir=getattr(ctx, "state_dir", None))
+    services = getattr(ctx, "services", None)
+    if isinstance(services, dict):
+        services["national.output"] = output  # the national component exports its counters
+    return output

@@ -1,0 +1,109 @@
+"""The sharing policy: which lines leave the province, decided per security level.
+
+Default (any level): alerts of severity medium and above, and the hourly
+per-system summaries. Raw telemetry is never shared unless a level enables it.
+A system whose inventory entry opts out of national sharing shares nothing.
+
+Severity. Alerts carry ECS ``event.severity`` (a number); we read it with the
+Elastic Security risk ranges, whose upper bounds are the numbers our rules
+emit: low 0-21 (21), medium 22-47 (47), high 48-73 (73), critical 74-100 (99).
+A ``canhgac.alert.severity`` label, when present, wins. An alert with neither
+is treated as medium (shared by default): losing an alert is worse than
+sharing one the policy was unsure about.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from canhgac.schema import get_path
+from shipper.outputs.national.config import LevelPolicy, PolicyConfig
+
+SUMMARY_DATASET = "national.summary"
+SEVERITY_NUMBER = {"low": 21, "medium": 47, "high": 73, "critical": 99}
+SEVERITY_RANK = {"low": 0, "medium": 1, "high": 2, "critical": 3}
+
+# Outcomes. Shared ones start with "share:", filtered ones name why (bounded label set).
+SHARE_ALERT = "share:alert"
+SHARE_SUMMARY = "share:summary"
+SHARE_TELEMETRY = "share:telemetry"
+FILTERED_REASONS = ("below_severity", "alerts_disabled", "summaries_disabled", "telemetry",
+                    "system_opted_out", "malformed")
+
+
+def severity_label(event: dict[str, Any]) -> str:
+    label = get_path(event, "canhgac.alert.severity")
+    if isinstance(label, str) and label.lower() in SEVERITY_RANK:
+        return label.lower()
+    num = get_path(event, "event.severity")
+    if isinstance(num, int | float) and not isinstance(num, bool):
+        if num <= 21:
+            return "low"
+        if num <= 47:
+            return "medium"
+        if num <= 73:
+            return "high"
+        return "critical"
+    return "medium"
+
+
+def _opted_out(inventory: Any, system_id: Any) -> bool:
+    """Read the per-system ``national`` flag defensively (bool, object or mapping)."""
+    if inventory is None or not isinstance(system_id, str):
+        return False
+    try:
+        system = inventory.system(system_id)
+    except Exception:  # an inventory problem must not stop sharing
+        return False
+    if system is None:
+        return False
+    flag = getattr(system, "national", None)
+    if flag is None:
+        return False
+    if isinstance(flag, bool):
+        return not flag
+    if isinstance(flag, dict):
+        return flag.get("enabled", True) is False
+    return getattr(flag, "enabled", True) is False
+
+
+def _level(event: dict[str, Any], inventory: Any) -> int | None:
+    level = get_path(event, "canhgac.system.level")
+    if isinstance(level, int) and not isinstance(level, bool):
+        return level
+    system_id = get_path(event, "canhgac.system.id")
+    if inventory is not None and isinstance(system_id, str):
+        try:
+            system = inventory.system(system_id)
+        except Exception:
+            return None
+        lvl = getattr(system, "level", None)
+        return lvl if isinstance(lvl, int) else None
+    return None
+
+
+class Policy:
+    """Decides per event; ``inventory`` is the collector's InventoryHolder (or None)."""
+
+    def __init__(self, config: PolicyConfig, inventory: Any = None) -> None:
+        self.config = config
+        self.inventory = inventory
+
+    def decide(self, event: dict[str, Any]) -> str:
+        if not isinstance(event, dict) or not isinstance(event.get("event"), dict):
+            return "malformed"
+        if _opted_out(self.inventory, get_path(event, "canhgac.system.id")):
+            return "system_opted_out"
+        pol: LevelPolicy = self.config.for_level(_level(event, self.inventory))
+        ev = event["event"]
+        if ev.get("kind") == "alert":
+            if not pol.alerts:
+                return "alerts_disabled"
+            if SEVERITY_RANK[severity_label(event)] < SEVERITY_RANK[pol.min_severity]:
+                return "below_severity"
+            return SHARE_ALERT
+        if ev.get("dataset") == SUMMARY_DATASET:
+            return SHARE_SUMMARY if pol.summaries else "summaries_disabled"
+        if pol.telemetry and (not pol.telemetry_datasets or ev.get("dataset") in pol.telemetry_datasets):
+            return SHARE_TELEMETRY
+        return "telemetry"
