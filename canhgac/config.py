@@ -188,8 +188,26 @@ def load_section(data: Any, cls: type[T], source: str, path: str = "") -> T:
     return obj
 
 
-def read_yaml(path: str | Path) -> Any:
-    """Parse a YAML file; syntax errors name the line and column."""
+class StrictLoader(yaml.SafeLoader):
+    """A SafeLoader that refuses duplicate keys (YAML would silently keep the last one)."""
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
+        seen: set[Any] = set()
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=deep)
+            if key in seen:
+                raise yaml.constructor.ConstructorError(
+                    None, None, f"duplicate key {key!r}", key_node.start_mark
+                )
+            seen.add(key)
+        return super().construct_mapping(node, deep)
+
+
+def read_yaml_documents(path: str | Path) -> list[Any]:
+    """Every document of a YAML file (``---`` separated), parsed strictly.
+
+    Errors are ConfigErrors naming the file and, for syntax errors, the line and column.
+    """
     p = Path(path)
     try:
         text = p.read_text(encoding="utf-8")
@@ -200,12 +218,20 @@ def read_yaml(path: str | Path) -> Any:
     except OSError as exc:
         raise ConfigError(str(p), "", exc.strerror or str(exc)) from None
     try:
-        return yaml.safe_load(text)
+        return list(yaml.load_all(text, Loader=StrictLoader))
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f"line {mark.line + 1}, column {mark.column + 1}" if mark else ""
         problem = getattr(exc, "problem", None) or str(exc)
         raise ConfigError(str(p), where, f"invalid YAML: {problem}") from None
+
+
+def read_yaml(path: str | Path) -> Any:
+    """Parse a single-document YAML file strictly (see read_yaml_documents)."""
+    docs = read_yaml_documents(path)
+    if len(docs) > 1:
+        raise ConfigError(str(path), "", "holds several YAML documents (---); expected one")
+    return docs[0] if docs else None
 
 
 def load_file(path: str | Path, cls: type[T]) -> T:

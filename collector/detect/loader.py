@@ -20,8 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import yaml
-
+from canhgac.config import read_yaml_documents
 from canhgac.errors import ConfigError
 from canhgac.schema import ALERT, DATASETS
 from collector.detect import syntax
@@ -63,38 +62,8 @@ class LoadedRule:
     doc: dict[str, Any] = field(default_factory=dict)  # the parsed document, for tests
 
 
-class _StrictLoader(yaml.SafeLoader):
-    """Refuses duplicate keys: YAML would silently keep the last one."""
-
-    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
-        seen: set[Any] = set()
-        for key_node, _ in node.value:
-            key = self.construct_object(key_node, deep=deep)
-            if key in seen:
-                mark = key_node.start_mark
-                raise yaml.constructor.ConstructorError(
-                    None, None, f"duplicate key {key!r}", mark
-                )
-            seen.add(key)
-        return super().construct_mapping(node, deep)
-
-
 def read_documents(path: Path) -> list[Any]:
-    try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise ConfigError(str(path), "", "file not found") from None
-    except UnicodeDecodeError as exc:
-        raise ConfigError(str(path), "", f"not UTF-8 text ({exc.reason})") from None
-    except OSError as exc:
-        raise ConfigError(str(path), "", exc.strerror or str(exc)) from None
-    try:  # _StrictLoader is a SafeLoader: no arbitrary objects from rule files
-        docs = [d for d in yaml.load_all(text, Loader=_StrictLoader) if d is not None]
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f"line {mark.line + 1}, column {mark.column + 1}" if mark else ""
-        problem = getattr(exc, "problem", None) or str(exc)
-        raise ConfigError(str(path), where, f"invalid YAML: {problem}") from None
+    docs = [d for d in read_yaml_documents(path) if d is not None]
     if not docs:
         raise ConfigError(str(path), "", "holds no rule")
     return docs

@@ -93,3 +93,18 @@ def test_unknown_component_is_a_config_error(tmp_path, capsys):
     p.write_text(f"state_dir: {tmp_path}/s\ncomponents: [detect, magic]\n")
     assert main(["collector", "run", "--config", str(p)]) == 2
     assert "components[1]: unknown component 'magic'" in capsys.readouterr().err
+
+
+def test_duplicate_keys_are_errors_not_silent_overrides(tmp_path):
+    p = tmp_path / "c.yaml"
+    p.write_text("listen:\n  port: 1\n  port: 2\n")
+    with pytest.raises(ConfigError) as exc:
+        load_file(p, CollectorConfig)
+    assert "duplicate key 'port'" in exc.value.problem and exc.value.path == "line 3, column 3"
+
+
+def test_multi_document_config_is_refused(tmp_path):
+    p = tmp_path / "c.yaml"
+    p.write_text("listen: {}\n---\nlisten: {}\n")
+    with pytest.raises(ConfigError, match="several YAML documents"):
+        load_file(p, CollectorConfig)
