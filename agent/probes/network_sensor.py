@@ -1,0 +1,338 @@
+"""Network sensor: port scans, ARP spoofing and DNS queries from raw packets.
+
+Cheap on a busy server by construction: a kernel BPF filter (compiled by
+scapy/libpcap, attached to an AF_PACKET socket) passes only TCP SYNs without
+ACK, ARP and DNS, so the kernel drops bulk traffic before it is ever copied to
+us. The socket is bound only after the filter is attached, so no unfiltered
+packet is queued in between.
+
+A reader thread owns the sockets, decodes and runs the detectors (no per-packet
+hop to the event loop); finished events cross to the loop in a bounded deque.
+Kernel drops are read from PACKET_STATISTICS and reported as they are, so "no
+alert" is never mistaken for "nothing happened" when the sensor could not keep up.
+
+Without CAP_NET_RAW the probe does not crash-loop: it logs once, reports
+``enabled: false`` with the reason, and idles. scapy is imported only once the
+capability check passed, inside ``run``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import contextlib
+import ctypes
+import errno
+import logging
+import select
+import socket
+import struct
+import threading
+import time
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
+
+from agent.probes.base import Emit, Probe, ProbeConfig
+from canhgac.config import Duration, field_meta
+from canhgac.schema import DNS, NETWORK
+
+log = logging.getLogger(__name__)
+
+CAP_NET_RAW = 13
+ETH_P_ALL = 0x0003
+SOL_PACKET = 263
+PACKET_STATISTICS = 6
+PACKET_OUTGOING = 4
+SO_ATTACH_FILTER = 26
+SO_RCVBUFFORCE = 33
+DLT_EN10MB = 1
+
+DEFAULT_FILTER = (
+    "(tcp[tcpflags] & (tcp-syn|tcp-ack) == tcp-syn)"
+    " or (ip6 and tcp and (ip6[53] & 0x12) == 0x02)"
+    " or arp"
+    " or (udp port 53)"
+)
+
+
+def has_capability(bit: int, status_path: str = "/proc/self/status") -> bool:
+    """Is ``bit`` in this process's effective capability set?"""
+    try:
+        with open(status_path) as f:
+            for line in f:
+                if line.startswith("CapEff:"):
+                    return bool(int(line.split()[1], 16) >> bit & 1)
+    except OSError:
+        pass
+    return False
+
+
+@dataclass
+class NetworkSensorConfig(ProbeConfig):
+    #: interfaces to capture on; empty: all interfaces except loopback
+    interfaces: list[str] = field(default_factory=list)
+    bpf_filter: str = DEFAULT_FILTER
+    #: also look at packets this host sends (its own outbound SYNs and queries)
+    include_outgoing: bool = False
+    scan_window: Duration = field(default=Duration(60), metadata=field_meta(min=1))
+    scan_idle: Duration = field(default=Duration(5), metadata=field_meta(min=0.1))
+    scan_min_ports: int = field(default=20, metadata=field_meta(min=2))
+    scan_min_hosts: int = field(default=20, metadata=field_meta(min=2))
+    scan_ignore_sources: list[str] = field(default_factory=list)
+    arp_binding_ttl: Duration = field(default=Duration(3600), metadata=field_meta(min=1))
+    arp_realert: Duration = field(default=Duration(60), metadata=field_meta(min=0))
+    arp_flood_window: Duration = field(default=Duration(10), metadata=field_meta(min=0.1))
+    arp_flood_count: int = field(default=20, metadata=field_meta(min=2))
+    dns_queries: bool = True
+    #: socket receive buffer; bigger absorbs bursts (needs CAP_NET_ADMIN above rmem_max)
+    rcvbuf_bytes: int = field(default=8 << 20, metadata=field_meta(min=65536))
+    max_pending_events: int = field(default=10_000, metadata=field_meta(min=100))
+
+
+def _attach_bpf(sock: socket.socket, expr: str) -> None:
+    from scapy.arch.common import compile_filter  # heavy: only once the probe runs
+
+    prog = compile_filter(expr, linktype=DLT_EN10MB)
+    fprog = struct.pack("HL", prog.bf_len, ctypes.addressof(prog.bf_insns.contents))
+    sock.setsockopt(socket.SOL_SOCKET, SO_ATTACH_FILTER, fprog)
+
+
+class _Reader(threading.Thread):
+    """Owns the sockets; decode + detect per packet; hands finished events over."""
+
+    def __init__(self, probe: NetworkSensorProbe, socks: list[socket.socket],
+                 loop: asyncio.AbstractEventLoop) -> None:
+        super().__init__(name="canhgac-net-sensor", daemon=True)
+        from agent.probes.netdetect import ArpDetector, PortScanDetector
+
+        cfg = probe.cfg
+        self.probe, self.socks, self.loop = probe, socks, loop
+        self.stop = threading.Event()
+        self.scan = PortScanDetector(cfg.scan_window, cfg.scan_min_ports, cfg.scan_min_hosts,
+                                     cfg.scan_idle,
+                                     ignore_sources=frozenset(cfg.scan_ignore_sources))
+        self.arp = ArpDetector(cfg.arp_binding_ttl, cfg.arp_realert, cfg.arp_flood_window,
+                               cfg.arp_flood_count)
+        self.error: BaseException | None = None
+
+    def _hand_over(self, events: list[dict[str, Any]]) -> None:
+        p = self.probe
+        room = p.cfg.max_pending_events - len(p.pending)
+        if room < len(events):
+            p.counters["events_dropped"] += len(events) - max(room, 0)
+            events = events[:max(room, 0)]
+        if events:
+            p.pending.extend(events)
+            self.loop.call_soon_threadsafe(p.wake.set)
+
+    def _stats(self) -> None:
+        for s in self.socks:
+            try:
+                raw = s.getsockopt(SOL_PACKET, PACKET_STATISTICS, 8)
+            except OSError:
+                continue
+            packets, drops = struct.unpack("II", raw)  # reset by the kernel on each read
+            self.probe.counters["kernel_packets"] += packets
+            self.probe.counters["kernel_drops"] += drops
+
+    def run(self) -> None:
+        from agent.probes.netdetect import Arp, DnsQuery, Syn, decode, dns_event
+
+        c = self.probe.counters
+        want_out = self.probe.cfg.include_outgoing
+        # Capturing on "all": loopback is this host talking to itself (health checks,
+        # local proxies), not a network attack. Name "lo" explicitly to watch it.
+        skip_lo = not self.probe.cfg.interfaces
+        want_dns = self.probe.cfg.dns_queries
+        next_tick = time.monotonic() + 0.5
+        try:
+            while not self.stop.is_set():
+                ready, _, _ = select.select(self.socks, [], [], 0.25)
+                events: list[dict[str, Any]] = []
+                for s in ready:
+                    for _ in range(4096):  # drain, but let the others and the clock in
+                        try:
+                            frame, addr = s.recvfrom(65535, socket.MSG_DONTWAIT)
+                        except BlockingIOError:
+                            break
+                        except OSError as exc:
+                            if exc.errno in (errno.EINTR, errno.ENETDOWN):
+                                break
+                            raise
+                        c["packets"] += 1
+                        if addr[2] == PACKET_OUTGOING and not want_out:
+                            continue
+                        if skip_lo and addr[0] == "lo":
+                            continue
+                        item = decode(frame, time.time())
+                        if item is None:
+                            continue
+                        if isinstance(item, Syn):
+                            c["syn"] += 1
+                            self.scan.feed(item)
+                        elif isinstance(item, Arp):
+                            c["arp"] += 1
+                            events.extend(self.arp.feed(item))
+                        elif isinstance(item, DnsQuery):
+                            c["dns"] += 1
+                            if want_dns:
+                                events.append(dns_event(item))
+                now = time.monotonic()
+                if now >= next_tick:
+                    next_tick = now + 0.5
+                    events.extend(self.scan.flush(time.time()))
+                    self._stats()
+                if events:
+                    self._hand_over(events)
+        except BaseException as exc:  # surfaced by run(): the supervisor restarts us
+            self.error = exc
+            self.loop.call_soon_threadsafe(self.probe.wake.set)
+        finally:
+            with contextlib.suppress(Exception):
+                self._stats()
+
+
+class NetworkSensorProbe(Probe):
+    name: ClassVar[str] = "network_sensor"
+    datasets: ClassVar[tuple[str, ...]] = (NETWORK, DNS)
+    config_class: ClassVar[type[ProbeConfig]] = NetworkSensorConfig
+    default_enabled: ClassVar[bool] = True
+
+    def __init__(self, config: ProbeConfig, context: Any) -> None:
+        super().__init__(config, context)
+        self.cfg: NetworkSensorConfig = config  # type: ignore[assignment]
+        self.pending: collections.deque[dict[str, Any]] = collections.deque()
+        self.wake = asyncio.Event()
+        self.ready = asyncio.Event()
+        self.enabled: bool | None = None
+        self.reason = ""
+        self.counters = {"packets": 0, "syn": 0, "arp": 0, "dns": 0, "kernel_packets": 0,
+                         "kernel_drops": 0, "events_dropped": 0, "events": 0}
+
+    def _open(self) -> list[socket.socket]:
+        ifaces = self.cfg.interfaces or [""]
+        socks = []
+        try:
+            for iface in ifaces:
+                # Protocol 0: receives nothing until bound, so the filter is in place
+                # before the first packet is queued.
+                s = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, 0)
+                socks.append(s)
+                try:
+                    s.setsockopt(socket.SOL_SOCKET, SO_RCVBUFFORCE, self.cfg.rcvbuf_bytes)
+                except OSError:
+                    s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, self.cfg.rcvbuf_bytes)
+                _attach_bpf(s, self.cfg.bpf_filter)
+                s.bind((iface, ETH_P_ALL))
+                s.setblocking(False)
+                s.getsockopt(SOL_PACKET, PACKET_STATISTICS, 8)  # zero the counters
+        except BaseException:
+            for s in socks:
+                s.close()
+            raise
+        return socks
+
+    async def run(self, emit: Emit) -> None:
+        if not has_capability(CAP_NET_RAW):
+            self.enabled = False
+            self.reason = "CAP_NET_RAW missing: network sensor disabled"
+            log.warning("network_sensor: the agent lacks CAP_NET_RAW; the network sensor is "
+                        "disabled (grant it with AmbientCapabilities=CAP_NET_RAW)")
+            self.ready.set()
+            await asyncio.Event().wait()  # idle until cancelled: no restart loop
+            return
+        loop = asyncio.get_running_loop()
+        try:
+            socks = await asyncio.to_thread(self._open)
+        except OSError as exc:
+            self.enabled = False
+            self.reason = f"cannot open capture on {self.cfg.interfaces or 'all'}: {exc}"
+            raise
+        self.enabled, self.reason = True, ""
+        reader = _Reader(self, socks, loop)
+        reader.start()
+        self.ready.set()
+        log.info("network_sensor: capturing on %s", ", ".join(self.cfg.interfaces) or "all")
+        try:
+            while True:
+                await self.wake.wait()
+                self.wake.clear()
+                if reader.error is not None:
+                    raise RuntimeError(f"network sensor reader failed: {reader.error!r}")
+                while self.pending:
+                    batch = [self.pending.popleft() for _ in range(min(500, len(self.pending)))]
+                    await emit(batch)
+                    self.counters["events"] += len(batch)
+        finally:
+            reader.stop.set()
+            await asyncio.to_thread(reader.join, 2.0)
+            for s in socks:
+                s.close()
+
+    def status(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"enabled": self.enabled, **self.counters}
+        if self.reason:
+            out["reason"] = self.reason
+        out["pending_events"] = len(self.pending)
+        return out
+
+
+async def _standalone(config: dict[str, Any], state_dir: str) -> None:
+    """Run the sensor alone, events as NDJSON on stdout (tests, benchmarks, debugging)."""
+    import json
+    import signal
+    import sys
+    from pathlib import Path
+
+    from agent.probes.base import ProbeContext
+    from canhgac.config import load_section
+
+    cfg = load_section(config, NetworkSensorConfig, "--config")
+    probe = NetworkSensorProbe(cfg, ProbeContext("standalone", socket.gethostname(),
+                                                 Path(state_dir)))
+
+    def out(doc: dict[str, Any]) -> None:
+        sys.stdout.write(json.dumps(doc) + "\n")
+        sys.stdout.flush()
+
+    async def emit(events: list[dict[str, Any]]) -> None:
+        for ev in events:
+            out(ev)
+
+    def status() -> dict[str, Any]:
+        return {**probe.status(), "scapy_loaded": "scapy" in sys.modules}
+
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    task = asyncio.create_task(probe.run(emit))
+    await probe.ready.wait()
+    out({"ready": status()})
+    while not stop.is_set() and not task.done():
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stop.wait(), 0.5)
+        out({"status": status()})
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await task
+    out({"final": status()})
+
+
+def main(argv: list[str] | None = None) -> None:  # pragma: no cover - thin CLI
+    import argparse
+    import json
+    import tempfile
+
+    ap = argparse.ArgumentParser(prog="python -m agent.probes.network_sensor",
+                                 description="run the network sensor alone (NDJSON on stdout)")
+    ap.add_argument("--config", default="{}", help="probe config as JSON")
+    ap.add_argument("--state-dir", default=None)
+    args = ap.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    state = args.state_dir or tempfile.mkdtemp(prefix="canhgac-net-")
+    asyncio.run(_standalone(json.loads(args.config), state))
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()
