@@ -192,6 +192,15 @@ class _Reader(threading.Thread):
                 self._stats()
 
 
+def _drain(s: socket.socket) -> None:
+    """Discard frames queued before the BPF filter was attached (they bypassed it)."""
+    while True:
+        try:
+            s.recv(65535, socket.MSG_DONTWAIT)
+        except (BlockingIOError, InterruptedError):
+            return
+
+
 class NetworkSensorProbe(Probe):
     name: ClassVar[str] = "network_sensor"
     datasets: ClassVar[tuple[str, ...]] = (NETWORK, DNS)
@@ -210,21 +219,30 @@ class NetworkSensorProbe(Probe):
                          "kernel_drops": 0, "events_dropped": 0, "events": 0}
 
     def _open(self) -> list[socket.socket]:
-        ifaces = self.cfg.interfaces or [""]
+        ifaces: list[str | None] = list(self.cfg.interfaces) or [None]
         socks = []
         try:
             for iface in ifaces:
-                # Protocol 0: receives nothing until bound, so the filter is in place
-                # before the first packet is queued.
-                s = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, 0)
+                if iface is None:
+                    # All interfaces: Python cannot bind to ifindex 0 by name, so the
+                    # socket listens from creation; whatever arrives before the filter
+                    # is attached is drained below (libpcap does the same).
+                    s = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, socket.htons(ETH_P_ALL))
+                else:
+                    # Protocol 0: receives nothing until bound, so the filter is in place
+                    # before the first packet is queued.
+                    s = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, 0)
                 socks.append(s)
                 try:
                     s.setsockopt(socket.SOL_SOCKET, SO_RCVBUFFORCE, self.cfg.rcvbuf_bytes)
                 except OSError:
                     s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, self.cfg.rcvbuf_bytes)
                 _attach_bpf(s, self.cfg.bpf_filter)
-                s.bind((iface, ETH_P_ALL))
+                if iface is not None:
+                    s.bind((iface, ETH_P_ALL))
                 s.setblocking(False)
+                if iface is None:
+                    _drain(s)
                 s.getsockopt(SOL_PACKET, PACKET_STATISTICS, 8)  # zero the counters
         except BaseException:
             for s in socks:
