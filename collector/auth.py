@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-import sqlite3
 import threading
 import time
 from dataclasses import dataclass, field
@@ -22,6 +21,7 @@ from typing import Any
 import orjson
 
 from canhgac.ids import new_token, uuid7
+from canhgac.sqlite import connect as sqlite_connect
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS enroll_tokens(
@@ -72,15 +72,8 @@ class EnrollmentError(Exception):
 class AuthStore:
     def __init__(self, path: Path) -> None:
         self.path = path
-        path.parent.mkdir(parents=True, exist_ok=True)
-        self._db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
-        self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.execute("PRAGMA busy_timeout=5000")
+        self._db = sqlite_connect(path, private=True)
         self._db.executescript(_SCHEMA)
-        try:
-            path.chmod(0o600)
-        except OSError:
-            pass
         self._lock = threading.Lock()
         self._version = -1
         self._agents: dict[str, AgentRecord] = {}

@@ -17,6 +17,8 @@ from typing import Any
 
 import orjson
 
+from canhgac.sqlite import connect as sqlite_connect
+
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS batches(
     key_id TEXT NOT NULL,
@@ -60,9 +62,7 @@ class Storage:
     def __init__(self, path: str | Path) -> None:
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        self._db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
-        self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.execute("PRAGMA synchronous=NORMAL")
+        self._db = sqlite_connect(self.path, synchronous="NORMAL")
         self._db.executescript(_SCHEMA)
         self._lock = threading.Lock()
 

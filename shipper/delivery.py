@@ -62,6 +62,7 @@ class DeliveryLoop:
         self._on_delivered = on_delivered
         self._tasks: list[asyncio.Task[None]] = []
         self._stopping = asyncio.Event()
+        self._started = asyncio.Event()
         self._lease_lock = asyncio.Lock()
 
     async def start(self) -> None:
@@ -101,14 +102,23 @@ class DeliveryLoop:
         while not self._stopping.is_set():
             try:
                 await self.output.start()
+                self._started.set()
                 return
             except Exception as exc:
                 self._note_error(f"start: {exc}")
                 await self._sleep(backoff.next_delay(getattr(exc, "retry_after", None)))
 
     async def _worker(self, index: int) -> None:
+        # One worker starts the output (templates, connections); the others must
+        # not send before that has succeeded.
         if index == 0:
             await self._start_output()
+        else:
+            await asyncio.wait(
+                [asyncio.ensure_future(self._started.wait()),
+                 asyncio.ensure_future(self._stopping.wait())],
+                return_when=asyncio.FIRST_COMPLETED,
+            )
         while not self._stopping.is_set():
             async with self._lease_lock:
                 lease = await self.queue.lease(

@@ -30,6 +30,7 @@ from pathlib import Path
 from typing import Any
 
 from canhgac.schema import PRIORITY_TELEMETRY
+from canhgac.sqlite import connect as sqlite_connect
 
 log = logging.getLogger(__name__)
 
@@ -148,11 +149,7 @@ class DurableQueue:
         self._writer = asyncio.create_task(self._writer_loop(), name=f"queue-writer-{self.path.name}")
 
     def _open_sync(self) -> None:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
-        db.execute("PRAGMA journal_mode=WAL")
-        db.execute(f"PRAGMA synchronous={self._synchronous}")
-        db.execute("PRAGMA busy_timeout=5000")
+        db = sqlite_connect(self.path, synchronous=self._synchronous)  # type: ignore[arg-type]
         db.executescript(_SCHEMA)
         self._db = db
         self.bytes_used = db.execute("SELECT COALESCE(SUM(nbytes),0) FROM chunks").fetchone()[0]

@@ -8,9 +8,10 @@ written only after the events describing a change were emitted.
 
 from __future__ import annotations
 
-import sqlite3
 from dataclasses import astuple, dataclass
 from pathlib import Path
+
+from canhgac.sqlite import connect as sqlite_connect
 
 
 @dataclass(frozen=True, slots=True)
@@ -39,9 +40,7 @@ _COLUMNS = "path, type, size, mode, uid, gid, mtime_ns, inode, sha256, target"
 class BaselineStore:
     def __init__(self, path: Path) -> None:
         self.path = path
-        self.db = sqlite3.connect(str(path), check_same_thread=False, isolation_level=None)
-        self.db.execute("PRAGMA journal_mode=WAL")
-        self.db.execute("PRAGMA synchronous=NORMAL")
+        self.db = sqlite_connect(path, synchronous="NORMAL", private=True)
         self.db.execute(
             "CREATE TABLE IF NOT EXISTS files (path TEXT PRIMARY KEY, type TEXT, size INTEGER,"
             " mode INTEGER, uid INTEGER, gid INTEGER, mtime_ns INTEGER, inode INTEGER,"

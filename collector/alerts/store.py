@@ -9,7 +9,6 @@ scrape thread never block it.
 
 from __future__ import annotations
 
-import sqlite3
 import threading
 import time
 from dataclasses import dataclass
@@ -19,6 +18,7 @@ from typing import Any
 import orjson
 
 from canhgac.schema import get_path
+from canhgac.sqlite import connect as sqlite_connect
 from canhgac.timeutil import parse_rfc3339
 
 STATUSES = ("open", "acknowledged", "resolved")
@@ -110,9 +110,7 @@ class AlertStore:
         path.parent.mkdir(parents=True, exist_ok=True)
         self.path = path
         self._lock = threading.Lock()
-        self._db = sqlite3.connect(str(path), check_same_thread=False, isolation_level=None)
-        self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.execute("PRAGMA synchronous=NORMAL")
+        self._db = sqlite_connect(path, synchronous="NORMAL", private=True)
         self._db.executescript(_SCHEMA)
 
     def close(self) -> None:

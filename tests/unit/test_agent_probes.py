@@ -69,8 +69,16 @@ def test_process_probe_sees_a_real_start_and_end(tmp_path):
 
 def test_process_events_per_scan_are_bounded(tmp_path):
     probe = ProcessProbe(ProcessConfig(max_events_per_scan=10), ctx(tmp_path))
-    probe.table.diff({})  # empty baseline: every real process now looks new
-    events = probe.scan_once()
+    probe.table.diff(probe._scan())  # baseline
+    # More new processes than the cap, whatever else runs on this machine.
+    children = [subprocess.Popen([sys.executable, "-c", "import time; time.sleep(30)"])
+                for _ in range(15)]
+    try:
+        events = probe.scan_once()
+    finally:
+        for c in children:
+            c.kill()
+            c.wait()
     assert len(events) == 11
     assert events[-1]["event"]["action"] == "process-events-suppressed"
 

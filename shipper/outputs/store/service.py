@@ -14,6 +14,7 @@ from typing import Any
 import orjson
 
 from canhgac.config import Duration, load_section
+from canhgac.sqlite import connect as sqlite_connect
 from shipper.output import Batch, SendResult
 from shipper.outputs.store.schema import SCHEMA
 
@@ -25,11 +26,7 @@ class StoreConfig:
 
 
 def open_store(path: Path, synchronous: str = "FULL") -> sqlite3.Connection:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
-    db.execute("PRAGMA journal_mode=WAL")
-    db.execute(f"PRAGMA synchronous={synchronous}")
-    db.execute("PRAGMA busy_timeout=5000")
+    db = sqlite_connect(path, synchronous=synchronous)  # type: ignore[arg-type]
     db.executescript(SCHEMA)
     return db
 

@@ -1,0 +1,106 @@
+"""Search backend over the embedded store (``events.db``, written by shipper.outputs.store).
+
+Reads in a worker thread on its own connection with ``query_only`` set, so a
+search can never modify the store, and the writer (WAL) is never blocked.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+from collector.query import ast
+from collector.query.fields import BOOLEAN, DOUBLE, IP, LONG, kind_of
+from collector.query.to_sql import json_path, register_functions, to_sql
+from collector.search.model import Bucket, SearchRequest, SearchResult, fill_histogram
+
+_KEY_EXPR = {
+    LONG: "(CASE WHEN j.type IN ('integer','real') THEN j.value END)",
+    DOUBLE: "(CASE WHEN j.type IN ('integer','real') THEN j.value END)",
+    BOOLEAN: "(CASE WHEN j.type IN ('true','false') THEN j.type END)",
+    IP: "(CASE WHEN j.type = 'text' THEN j.value END)",
+}
+_KW_KEY = "(CASE WHEN j.type IN ('true','false') THEN j.type ELSE CAST(j.value AS TEXT) END)"
+
+
+class StoreMissing(Exception):
+    pass
+
+
+class StoreBackend:
+    name = "store"
+
+    def __init__(self, path: str | Path, *, threads: int = 2) -> None:
+        self.path = Path(path)
+        self._local = threading.local()
+        self._executor = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="search-store")
+
+    def _db(self) -> sqlite3.Connection:
+        db = getattr(self._local, "db", None)
+        if db is None:
+            if not self.path.exists():
+                raise StoreMissing(str(self.path))
+            db = sqlite3.connect(self.path, check_same_thread=False)
+            db.execute("PRAGMA busy_timeout=5000")
+            db.execute("PRAGMA query_only=ON")
+            register_functions(db)
+            self._local.db = db
+        return db
+
+    async def search(self, request: SearchRequest, node: ast.Node) -> SearchResult:
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self._executor, self.search_sync, request, node)
+
+    def search_sync(self, request: SearchRequest, node: ast.Node) -> SearchResult:
+        t0 = time.perf_counter()
+        db = self._db()
+        try:
+            db.execute("SELECT 1 FROM events LIMIT 0")
+        except sqlite3.OperationalError:
+            return SearchResult(backend=self.name)  # store not initialised yet: nothing stored
+        where, params = to_sql(node)
+        result = SearchResult(backend=self.name)
+        result.total = db.execute(f"SELECT COUNT(*) FROM events WHERE {where}", params).fetchone()[0]
+        if request.limit:
+            rows = db.execute(
+                f"SELECT doc FROM events WHERE {where} ORDER BY ts DESC, id DESC LIMIT ?",
+                [*params, request.limit],
+            ).fetchall()
+            result.hits = [orjson.loads(r[0]) for r in rows]
+        if request.top:
+            kind = kind_of(request.top)
+            key = _KEY_EXPR.get(kind, _KW_KEY)
+            # Ties in Elasticsearch's order: by key, IPs by address (IPv4 as mapped IPv6).
+            order = "cg_ip_key(k)" if kind == IP else "k"
+            rows = db.execute(
+                f"SELECT k, COUNT(DISTINCT id) AS n FROM (SELECT events.id AS id, {key} AS k "
+                f"FROM events, json_each(events.doc, ?) j WHERE {where}) "
+                f"WHERE k IS NOT NULL GROUP BY k ORDER BY n DESC, {order} ASC LIMIT ?",
+                [json_path(request.top), *params, request.top_size],
+            ).fetchall()
+            result.top = [Bucket(_key(kind, k), n) for k, n in rows]
+        if request.histogram_ms:
+            step = request.histogram_ms
+            rows = db.execute(
+                f"SELECT (ts / ?) * ? AS b, COUNT(*) FROM events WHERE {where} GROUP BY b",
+                [step, step, *params],
+            ).fetchall()
+            result.histogram = fill_histogram({int(b): n for b, n in rows}, request)
+        result.took_ms = (time.perf_counter() - t0) * 1000
+        return result
+
+    async def close(self) -> None:
+        self._executor.shutdown(wait=False)
+
+
+def _key(kind: str, k: Any) -> Any:
+    if kind == BOOLEAN:
+        return k == "true"
+    return k
