@@ -49,7 +49,7 @@ class AuthLogConfig(ProbeConfig):
     #: where to start in a file we have never seen before the first run
     start_at: Literal["beginning", "end"] = "end"
     poll_interval: Duration = field(default=Duration(0.25), metadata=field_meta(min=0.01, max=60))
-    #: how long a renamed-away file is still read after rotation (writers reopen late)
+    #: how long a renamed-away file must stay quiet before it is let go (writers reopen late)
     rotate_grace: Duration = field(default=Duration(2.0), metadata=field_meta(min=0, max=3600))
     batch_lines: int = field(default=1000, metadata=field_meta(min=1, max=100_000))
     max_line_bytes: int = field(default=65536, metadata=field_meta(min=256, max=16 << 20))
@@ -79,6 +79,7 @@ class _Followed:
     buf: bytes = b""  # read beyond ``offset`` but not yet a complete line
     rotated_at: float | None = None  # when the path stopped pointing at this file
     seen_size: int = 0  # largest size observed: a log file only grows, unless truncated
+    last_data_at: float = 0.0  # monotonic time a read last returned lines
 
     def refresh_fingerprint(self) -> None:
         if self.fp_len < FINGERPRINT_BYTES:
@@ -292,6 +293,7 @@ class AuthLogProbe(Probe):
                 if ev["event"]["dataset"] == RAW:
                     self._raw += 1
             await emit(events)
+            f.last_data_at = time.monotonic()
             f.offset = consumed
             f.buf = b""  # re-read from offset next time: simpler than tracking both
             f.refresh_fingerprint()
@@ -395,8 +397,11 @@ class AuthLogProbe(Probe):
                 await self._process(f, emit, final=False)
                 return
             n = await self._process(f, emit, final=False)
+            # A renamed-away file is let go only after it has been quiet for the
+            # grace period: a writer that reopens late (rsyslog before its HUP, a
+            # starved thread) keeps appending to it, and those lines are ours too.
             expired = f.rotated_at is not None and (
-                time.monotonic() - f.rotated_at >= self.cfg.rotate_grace)
+                time.monotonic() - max(f.rotated_at, f.last_data_at) >= self.cfg.rotate_grace)
             if n == 0 and expired:
                 await self._process(f, emit, final=True)
                 os.close(f.fd)

@@ -78,11 +78,14 @@ async def test_rotation_under_load_no_loss_no_duplicate(tmp_path):
         await asyncio.sleep(0.001)  # a durable queue takes time
         seen.extend(e["event"]["original"] for e in events)
 
+    instances: list[AuthLogProbe] = []
+
     def probe() -> AuthLogProbe:
         cfg = AuthLogConfig(paths=[path], start_at="beginning", journald="never",
                             poll_interval=0.01,
                             rotate_grace=0.1, batch_lines=500)
-        return AuthLogProbe(cfg, ProbeContext("a", "h", state))
+        instances.append(AuthLogProbe(cfg, ProbeContext("a", "h", state)))
+        return instances[-1]
 
     w = Writer(path)
     w.start()
@@ -124,7 +127,10 @@ async def test_rotation_under_load_no_loss_no_duplicate(tmp_path):
     assert rotations >= 6 and restarts >= 2
     ids = sorted(int(s.split("[")[1].split("]")[0]) for s in seen)
     missing = sorted(set(range(N_LINES)) - set(ids))
-    assert len(seen) == N_LINES, f"{len(seen)} lines for {N_LINES}; missing {missing[:5]}..."
+    assert len(seen) == N_LINES, (
+        f"{len(seen)} lines for {N_LINES}; missing {missing[:5]}...{missing[-5:]}; "
+        f"rotations {rotations}, restarts {restarts}; probe states "
+        f"{[p.status() for p in instances]}")
     assert len(set(seen)) == N_LINES
     assert sorted(seen, key=lambda s: int(s.split("[")[1].split("]")[0])) == [
         line(i) for i in range(N_LINES)]
