@@ -181,7 +181,9 @@ def run(args: argparse.Namespace) -> int:
         "outputs": {"store": {}},
     }
     if national is not None:
-        collector_doc["national"] = national.collector_sections["national"]
+        collector_doc["national"] = dict(national.collector_sections["national"])
+        # Production sends hourly summaries; the local tour shows layer 4 within a minute.
+        collector_doc["national"]["summaries"] = {"interval": "1m"}
         collector_doc["outputs"].update(national.collector_sections["outputs"])
     collector_cfg = state / "collector.yaml"
     _write_once(collector_cfg, collector_doc)
