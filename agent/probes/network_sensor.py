@@ -338,18 +338,11 @@ async def _standalone(config: dict[str, Any], state_dir: str) -> None:
 
 
 def main(argv: list[str] | None = None) -> None:  # pragma: no cover - thin CLI
-    import argparse
-    import json
-    import tempfile
+    from agent.probes.standalone import standalone_main
 
-    ap = argparse.ArgumentParser(prog="python -m agent.probes.network_sensor",
-                                 description="run the network sensor alone (NDJSON on stdout)")
-    ap.add_argument("--config", default="{}", help="probe config as JSON")
-    ap.add_argument("--state-dir", default=None)
-    args = ap.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
-    state = args.state_dir or tempfile.mkdtemp(prefix="canhgac-net-")
-    asyncio.run(_standalone(json.loads(args.config), state))
+    standalone_main("python -m agent.probes.network_sensor",
+                    "run the network sensor alone (NDJSON on stdout)",
+                    "canhgac-net-", _standalone, argv)
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -13,6 +13,7 @@ from __future__ import annotations
 from typing import Any
 
 from collector.detect.model import Match, RuleMeta
+from collector.detect.state import KeyedState
 from collector.detect.throttle import Throttle
 
 
@@ -49,3 +50,18 @@ class Rule:
 
     def configure(self, *, cap: int, heartbeat_interval: float) -> None:
         """Engine-wide limits, applied when the rule is installed."""
+
+
+class StatefulRule(Rule):
+    """A rule whose per-key state lives in one bounded, expiring ``KeyedState``."""
+
+    _state: KeyedState[Any, Any]
+
+    def expire(self, now: float) -> None:
+        self._state.expire(now)
+
+    def state_size(self) -> int:
+        return len(self._state)
+
+    def evicted(self) -> int:
+        return self._state.evicted

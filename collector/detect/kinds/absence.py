@@ -18,7 +18,7 @@ from typing import Any
 
 from collector.detect.fields import make_key_getter
 from collector.detect.model import Match, RuleMeta, event_id
-from collector.detect.rule import Rule
+from collector.detect.rule import StatefulRule
 from collector.detect.sigma_compile import Predicate
 from collector.detect.state import KeyedState
 
@@ -34,7 +34,7 @@ class _Seen:
         self.alerted = False
 
 
-class AbsenceRule(Rule):
+class AbsenceRule(StatefulRule):
     kind = "absence"
 
     def __init__(
@@ -90,12 +90,3 @@ class AbsenceRule(Rule):
                 )
             )
         return out
-
-    def expire(self, now: float) -> None:
-        self._state.expire(now)
-
-    def state_size(self) -> int:
-        return len(self._state)
-
-    def evicted(self) -> int:
-        return self._state.evicted

@@ -17,7 +17,7 @@ from typing import Any
 
 from collector.detect.fields import make_key_getter
 from collector.detect.model import Match, RuleMeta, event_id, event_time
-from collector.detect.rule import Rule
+from collector.detect.rule import StatefulRule
 from collector.detect.sigma_compile import Predicate
 from collector.detect.state import KeyedState
 
@@ -30,7 +30,7 @@ class Step:
     count: int = 1
 
 
-class SequenceRule(Rule):
+class SequenceRule(StatefulRule):
     kind = "sequence"
 
     def __init__(
@@ -111,12 +111,3 @@ class SequenceRule(Rule):
         hit.count = len(used) + 1
         hit.first_seen = first
         return hit
-
-    def expire(self, now: float) -> None:
-        self._state.expire(now)
-
-    def state_size(self) -> int:
-        return len(self._state)
-
-    def evicted(self) -> int:
-        return self._state.evicted

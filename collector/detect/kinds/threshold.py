@@ -17,12 +17,12 @@ from typing import Any
 
 from collector.detect.fields import make_getter, make_key_getter
 from collector.detect.model import Match, RuleMeta, event_id, event_time
-from collector.detect.rule import Rule
+from collector.detect.rule import StatefulRule
 from collector.detect.sigma_compile import Predicate
 from collector.detect.state import KeyedState
 
 
-class ThresholdRule(Rule):
+class ThresholdRule(StatefulRule):
     kind = "threshold"
 
     def __init__(
@@ -100,12 +100,3 @@ class ThresholdRule(Rule):
             [e for _, e in seen.values() if e], len(seen), min(times), max(times),
             extra={"distinct": {"field": self.distinct, "count": len(seen)}},
         )
-
-    def expire(self, now: float) -> None:
-        self._state.expire(now)
-
-    def state_size(self) -> int:
-        return len(self._state)
-
-    def evicted(self) -> int:
-        return self._state.evicted
