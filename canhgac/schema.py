@@ -10,7 +10,6 @@ module is the single place that knows which fields an event must carry.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Any
 
 from canhgac.ids import uuid7
@@ -48,9 +47,6 @@ PRIORITY_TELEMETRY = 0
 
 # ECS event.kind values we emit.
 KINDS = frozenset({"event", "metric", "state", "alert", "pipeline_error"})
-
-# The fields the collector owns: any value for these in a payload is replaced.
-COLLECTOR_OWNED = "canhgac"
 
 
 def priority_of(dataset: str | None) -> int:
@@ -94,30 +90,6 @@ def new_event(
         if value is not None:
             doc[key] = value
     return doc
-
-
-@dataclass(frozen=True, slots=True)
-class SystemContext:
-    """Who an event belongs to, decided by the collector from credentials + inventory."""
-
-    system_id: str
-    system_name: str = ""
-    level: int | None = None
-    unit: str = ""
-    agent_id: str = ""
-
-    def as_fields(self) -> dict[str, Any]:
-        system: dict[str, Any] = {"id": self.system_id}
-        if self.system_name:
-            system["name"] = self.system_name
-        if self.level is not None:
-            system["level"] = self.level
-        out: dict[str, Any] = {"system": system}
-        if self.unit:
-            out["unit"] = {"name": self.unit}
-        if self.agent_id:
-            out["agent"] = {"id": self.agent_id}
-        return out
 
 
 def get_path(doc: dict[str, Any], dotted: str) -> Any:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d|w)\s*$")
 _UNITS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
@@ -48,6 +48,3 @@ def parse_duration(value: str | int | float) -> float:
         raise ValueError(f"not a duration: {value!r} (use e.g. 30s, 15m, 2h, 7d)")
     return float(m.group(1)) * _UNITS[m.group(2)]
 
-
-def ago(seconds: float) -> datetime:
-    return datetime.now(UTC) - timedelta(seconds=seconds)
