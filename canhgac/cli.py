@@ -1,34 +1,29 @@
 """The `canhgac` command.
 
-Each area registers its own subcommands: the modules named in ``COMMANDS``
-expose ``register(subparsers)``. Heavy imports stay inside the command
-functions so ``canhgac --help`` is instant.
+Subcommands are not known to the kernel: each package declares its own in the
+``canhgac.commands`` entry-point group (pyproject.toml), as ``name = module:register``.
+Only the module of the subcommand being run is imported, so ``canhgac agent run``
+loads the agent's modules and nothing of the collector (the agent's memory
+footprint depends on it); ``canhgac --help`` imports them all to list them.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
-import importlib
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from importlib.metadata import EntryPoint, entry_points
+from typing import Any
 
 from canhgac import __version__
 from canhgac.errors import UserError
 
-# Order is the order shown in --help.
-COMMANDS: tuple[str, ...] = (
-    "canhgac.commands.up",
-    "agent.cli",
-    "collector.cli",
-    "collector.inventory_cli",
-    "collector.coverage.cli",
-    "collector.alerts.cli",
-    "collector.detect.cli",
-    "national_center.cli",
-    "collector.national.cli",
-    "canhgac.commands.query",
-    "canhgac.commands.version",
+GROUP = "canhgac.commands"
+# The order shown in --help; commands not listed here follow alphabetically.
+HELP_ORDER: tuple[str, ...] = (
+    "up", "agent", "collector", "inventory", "coverage", "alerts", "rules",
+    "national-mock", "check", "query", "version",
 )
 
 EPILOG = """\
@@ -38,8 +33,34 @@ Bắt đầu nhanh / quick start:
   canhgac <command> --help                    help for one command
 """
 
+Register = Callable[["argparse._SubParsersAction[argparse.ArgumentParser]"], None]
 
-def build_parser() -> argparse.ArgumentParser:
+
+def discover() -> dict[str, EntryPoint]:
+    """Subcommand name -> entry point, in help order."""
+    found = {ep.name: ep for ep in entry_points(group=GROUP)}
+    rank = {name: i for i, name in enumerate(HELP_ORDER)}
+    return dict(sorted(found.items(), key=lambda kv: (rank.get(kv[0], len(rank)), kv[0])))
+
+
+def _global_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
+    parser.add_argument("--log-format", default="text", choices=["text", "json"])
+
+
+def _command_named(argv: Sequence[str]) -> str | None:
+    """The subcommand in ``argv`` (after the global options), without importing anything."""
+    pre = argparse.ArgumentParser(add_help=False)
+    _global_options(pre)
+    try:
+        _, rest = pre.parse_known_args(argv)
+    except SystemExit:  # a bad global option: the full parser will say so
+        return None
+    return rest[0] if rest and not rest[0].startswith("-") else None
+
+
+def build_parser(only: str | None = None) -> argparse.ArgumentParser:
+    """The parser; with ``only``, just that subcommand's module is imported."""
     parser = argparse.ArgumentParser(
         prog="canhgac",
         description="canhgac (canh gác: to keep watch) — security monitoring for the "
@@ -48,21 +69,18 @@ def build_parser() -> argparse.ArgumentParser:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("--version", action="version", version=f"canhgac {__version__}")
-    parser.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
-    parser.add_argument("--log-format", default="text", choices=["text", "json"])
+    _global_options(parser)
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
-    for name in COMMANDS:
-        try:
-            module = importlib.import_module(name)
-        except ModuleNotFoundError as exc:
-            if exc.name != name:  # a real missing dependency: let it surface
-                raise
-            continue  # a command area not part of this build
-        module.register(sub)
+    commands = discover()
+    if only is not None and only in commands:
+        commands = {only: commands[only]}
+    for ep in commands.values():
+        register: Register = ep.load()
+        register(sub)
     return parser
 
 
-def run_command(func, args: argparse.Namespace) -> int:  # type: ignore[no-untyped-def]
+def run_command(func: Callable[[argparse.Namespace], Any], args: argparse.Namespace) -> int:
     result = func(args)
     if asyncio.iscoroutine(result):
         result = asyncio.run(result)
@@ -72,7 +90,8 @@ def run_command(func, args: argparse.Namespace) -> int:  # type: ignore[no-untyp
 def main(argv: Sequence[str] | None = None) -> int:
     from canhgac import logs
 
-    parser = build_parser()
+    argv = list(sys.argv[1:] if argv is None else argv)
+    parser = build_parser(_command_named(argv))
     args = parser.parse_args(argv)
     logs.setup(args.log_level, args.log_format)
     func = getattr(args, "func", None)

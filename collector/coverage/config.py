@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from canhgac.config import Duration, field_meta, load_section
+from canhgac.probes import PROBE_NAMES
 from collector.inventory import LEVELS, dates_to_text, parse_date
 
 HOUR = 3600.0
@@ -48,8 +49,6 @@ class CoverageConfig:
     cache_ttl: Duration = Duration(5)
 
     def validate(self) -> tuple[str, str] | None:
-        from agent.probes import PROBES
-
         for key in ("approval_deadline", "plan_deadline"):
             try:
                 parse_date(getattr(self, key))
@@ -62,8 +61,8 @@ class CoverageConfig:
             if level not in LEVELS:
                 return (f"required_probes.{level}", "unknown level (levels are 1 to 5)")
             for i, name in enumerate(probes):
-                if name not in PROBES:
-                    known = ", ".join(sorted(PROBES))
+                if name not in PROBE_NAMES:
+                    known = ", ".join(sorted(PROBE_NAMES))
                     return (f"required_probes.{level}[{i}]", f"unknown probe {name!r} (known: {known})")
         return None
 

@@ -1,1 +1,0 @@
-"""Top-level commands that span agent and collector (up, query, version)."""

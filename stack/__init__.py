@@ -1,0 +1,1 @@
+"""The local stack: collector, agent and mock national center as processes (`canhgac up`)."""
