@@ -15,12 +15,12 @@ import logging
 import time
 from typing import Any
 
+from canhgac.national.client import NationalClient
 from collector.national.check import run_check
 from collector.national.config import NationalSection, load
 from collector.national.indicators import IndicatorCache, IndicatorPuller, IndicatorStage
 from collector.national.metrics import LinkState, NationalMetrics
 from collector.national.summary import SummaryStage
-from shipper.outputs.national.client import NationalClient
 
 log = logging.getLogger(__name__)
 

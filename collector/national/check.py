@@ -17,9 +17,9 @@ from urllib.parse import urlsplit
 
 from cryptography import x509
 
+from canhgac.national.client import NationalClient
+from canhgac.national.link import LinkConfig
 from canhgac.tls import client_context
-from shipper.outputs.national.client import NationalClient
-from shipper.outputs.national.config import LinkConfig
 
 STEPS = ("dns", "tcp", "tls", "ping", "clock", "signed")
 

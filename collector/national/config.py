@@ -15,7 +15,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from canhgac.config import Duration, field_meta, load_section
-from shipper.outputs.national.config import LinkConfig, Severity
+from canhgac.national.link import LinkConfig
+from canhgac.national.vocabulary import Severity
 
 
 @dataclass

@@ -21,10 +21,10 @@ from typing import Any
 
 import orjson
 
+from canhgac.national.vocabulary import SEVERITY_NUMBER
 from canhgac.schema import ALERT, get_path, new_event
 from collector.national.config import IndicatorsConfig
 from collector.national.stix import Indicator, parse_bundle
-from shipper.outputs.national.policy import SEVERITY_NUMBER
 
 log = logging.getLogger(__name__)
 

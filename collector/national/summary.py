@@ -14,9 +14,9 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
 
+from canhgac.national.vocabulary import SUMMARY_DATASET, severity_label
 from canhgac.schema import get_path, new_event
 from canhgac.timeutil import from_epoch
-from shipper.outputs.national.policy import SUMMARY_DATASET, severity_label
 
 UNKNOWN = "(unassigned)"
 

@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from canhgac.errors import ConfigError
-from shipper.outputs.national.client import NationalClient
+from canhgac.national.client import NationalClient
 from shipper.outputs.national.config import (
     LinkConfig,
     NationalOutputConfig,

@@ -1,27 +1,24 @@
-"""Configuration of the national link (``national.link``) and of the output (``outputs.national``).
+"""Configuration of the ``national`` output (``outputs.national``): *what* is shared.
 
-The link (where the center is, which key signs) is shared by the output, the
-collector's indicator pull and ``canhgac check national``, so it lives in the
-``national:`` section once; ``outputs.national`` only says *what* is shared.
+The link itself (where the center is, which key signs) is the kernel's
+``canhgac.national.link``, shared with the collector's indicator pull and
+``canhgac check national``. ``LinkConfig`` and ``load_link`` are re-exported here.
 """
 
 from __future__ import annotations
 
 import os
-import re
 import secrets
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
-from urllib.parse import urlsplit
 
-from canhgac.config import Duration, Secret, field_meta, load_section
-from canhgac.errors import ConfigError
+from canhgac.config import Secret, field_meta, load_section
+from canhgac.national.link import LinkConfig, load_link
+from canhgac.national.vocabulary import Severity
 from canhgac.signing import load_secret
 
-Severity = Literal["low", "medium", "high", "critical"]
 FieldMode = Literal["hash", "redact", "truncate", "drop", "keep"]
-_KEY_ID = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
 
 # Personal data that leaves the province only minimised, unless configured otherwise.
 DEFAULT_FIELDS: dict[str, str] = {
@@ -43,64 +40,6 @@ DEFAULT_FIELDS: dict[str, str] = {
     "url.username": "drop",
     "url.password": "drop",
 }
-
-
-@dataclass
-class LinkConfig:
-    """Where the national center is and how this province authenticates to it."""
-
-    url: str = ""  # https://host:port of the center; empty = link not configured
-    key_id: str = ""  # the province key id issued by the center
-    secret: Secret = Secret("")  # HMAC secret (hex:/base64:/plain, or ${ENV})
-    secret_file: Path | None = None  # alternative to ``secret``: a 0600 file holding it
-    ca: Path | None = None  # CA bundle that signs the center's certificate (None: system store)
-    timeout: Duration = Duration(15)
-    connect_timeout: Duration = Duration(5)
-
-    @property
-    def configured(self) -> bool:
-        return bool(self.url)
-
-    def validate(self) -> tuple[str, str] | None:
-        if not self.url:
-            return None
-        parts = urlsplit(self.url)
-        if parts.scheme != "https" or not parts.hostname:
-            return ("url", f"must be an https:// URL, got {self.url!r}")
-        if parts.path not in ("", "/"):
-            return ("url", "give the center's base URL only (the API paths start with /v1/)")
-        if not _KEY_ID.match(self.key_id):
-            return ("key_id", "is required: 1-64 characters of A-Z a-z 0-9 . _ -")
-        if bool(self.secret) == (self.secret_file is not None):
-            return ("secret", "give exactly one of secret and secret_file")
-        if self.secret:
-            try:
-                if len(load_secret(self.secret)) < 16:
-                    return ("secret", "must be at least 16 bytes")
-            except ValueError as exc:
-                return ("secret", f"cannot decode: {exc}")
-        return None
-
-    @property
-    def base(self) -> str:
-        return self.url.rstrip("/")
-
-    def secret_bytes(self, source: str, path: str = "national.link") -> bytes:
-        """The HMAC key; a missing or unreadable secret file is a ConfigError."""
-        if self.secret_file is not None:
-            try:
-                text = self.secret_file.read_text(encoding="utf-8").strip()
-            except OSError as exc:
-                raise ConfigError(source, f"{path}.secret_file",
-                                  f"{self.secret_file}: {exc.strerror or exc}") from None
-            try:
-                key = load_secret(text)
-            except ValueError as exc:
-                raise ConfigError(source, f"{path}.secret_file", f"cannot decode: {exc}") from None
-            if len(key) < 16:
-                raise ConfigError(source, f"{path}.secret_file", "secret must be at least 16 bytes")
-            return key
-        return load_secret(self.secret)
 
 
 @dataclass
@@ -156,15 +95,6 @@ class NationalOutputConfig:
     gzip_level: int = field(default=5, metadata=field_meta(min=1, max=9))
 
 
-def load_link(raw_national: Any, source: str) -> LinkConfig:
-    """``national.link`` from the raw ``national:`` mapping (other keys belong to the component)."""
-    if raw_national is None:
-        raw_national = {}
-    if not isinstance(raw_national, dict):
-        raise ConfigError(source, "national", "expected a mapping")
-    return load_section(raw_national.get("link"), LinkConfig, source, "national.link")
-
-
 def load_output(raw: Any, source: str) -> NationalOutputConfig:
     return load_section(raw, NationalOutputConfig, source, "outputs.national")
 
@@ -191,3 +121,7 @@ def hash_key(cfg: RedactConfig, state_dir: Path | None) -> bytes:
     with os.fdopen(fd, "w") as fh:
         fh.write(key.hex())
     return key
+
+
+__all__ = ["LinkConfig", "NationalOutputConfig", "RedactConfig", "PolicyConfig", "LevelPolicy",
+           "load_link", "load_output", "hash_key"]

@@ -16,12 +16,14 @@ from __future__ import annotations
 
 from typing import Any
 
+from canhgac.national.vocabulary import (  # noqa: F401  (re-exported)
+    SEVERITY_NUMBER,
+    SEVERITY_RANK,
+    SUMMARY_DATASET,
+    severity_label,
+)
 from canhgac.schema import get_path
 from shipper.outputs.national.config import LevelPolicy, PolicyConfig
-
-SUMMARY_DATASET = "national.summary"
-SEVERITY_NUMBER = {"low": 21, "medium": 47, "high": 73, "critical": 99}
-SEVERITY_RANK = {"low": 0, "medium": 1, "high": 2, "critical": 3}
 
 # Outcomes. Shared ones start with "share:", filtered ones name why (bounded label set).
 SHARE_ALERT = "share:alert"
@@ -29,22 +31,6 @@ SHARE_SUMMARY = "share:summary"
 SHARE_TELEMETRY = "share:telemetry"
 FILTERED_REASONS = ("below_severity", "alerts_disabled", "summaries_disabled", "telemetry",
                     "system_opted_out", "malformed")
-
-
-def severity_label(event: dict[str, Any]) -> str:
-    label = get_path(event, "canhgac.alert.severity")
-    if isinstance(label, str) and label.lower() in SEVERITY_RANK:
-        return label.lower()
-    num = get_path(event, "event.severity")
-    if isinstance(num, int | float) and not isinstance(num, bool):
-        if num <= 21:
-            return "low"
-        if num <= 47:
-            return "medium"
-        if num <= 73:
-            return "high"
-        return "critical"
-    return "medium"
 
 
 def _opted_out(inventory: Any, system_id: Any) -> bool:

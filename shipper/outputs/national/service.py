@@ -18,8 +18,8 @@ from dataclasses import dataclass, field
 
 import aiohttp
 
+from canhgac.national.client import NationalClient
 from shipper.output import Batch, SendResult, TransientError
-from shipper.outputs.national.client import NationalClient
 from shipper.outputs.national.encoder import Encoder
 
 log = logging.getLogger(__name__)

@@ -13,8 +13,8 @@ import aiohttp
 from multidict import CIMultiDictProxy
 
 from canhgac import signing
+from canhgac.national.link import LinkConfig
 from canhgac.tls import client_context
-from shipper.outputs.national.config import LinkConfig
 
 
 @dataclass(slots=True)
