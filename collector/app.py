@@ -1,8 +1,11 @@
-"""Assemble and run the collector: context, components, spool, outputs.
+"""Assemble and run the collector: the composition root.
 
-Components are optional modules (``setup(ctx)``); the list below is the order
-their pipeline stages run in: indicators before rules, and alert bookkeeping
-after everything that can raise an alert.
+Wiring order, explicit: the core (auth, inventory, pipeline, ports), then the
+outputs, then the optional components in ``collector.components`` order (each
+reads the typed ports it uses and fills the ones it provides), then the spool and
+one delivery loop per output. At start the spool opens and delivery starts, then
+every lifespan in registration order, then the 1 s background tick; at stop the
+same in reverse.
 """
 
 from __future__ import annotations
@@ -16,6 +19,7 @@ import signal
 import socket
 import ssl
 import time
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -26,41 +30,41 @@ from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
 from canhgac.errors import ConfigError
 from canhgac.schema import PRIORITY_SECURITY
+from canhgac.tasks import cancel_and_wait
 from canhgac.tls import issue_cert, make_ca, server_context
 from collector.auth import AuthStore
+from collector.components import COMPONENTS, ComponentSpec, check_order
 from collector.config import CollectorConfig
-from collector.context import CollectorContext
+from collector.context import CollectorContext, Ports
 from collector.enroll import make_handler as enroll_handler
+from collector.fleet import Presence
 from collector.ingest import Ingest
 from collector.inventory import load_inventory
 from collector.metrics import PipelineCollector
-from collector.outputs import build_output
+from collector.outputs import build_outputs
 from collector.pipeline import Pipeline
-from shipper.delivery import DeliveryConfig, DeliveryLoop
+from shipper.delivery import DeliveryLoop
 from shipper.queue import DurableQueue
 
 log = logging.getLogger(__name__)
 
 CTX_KEY: web.AppKey[CollectorContext] = web.AppKey("ctx", CollectorContext)
-BACKGROUND_KEY: web.AppKey[asyncio.Task[None]] = web.AppKey("background", asyncio.Task)
-
-COMPONENTS: tuple[str, ...] = (
-    "collector.national",
-    "collector.detect",
-    "collector.alerts",
-    "collector.coverage",
-    "collector.search",
-)
+INGEST_KEY: web.AppKey[Ingest] = web.AppKey("ingest", Ingest)
 
 
-def _load_component(name: str) -> Any | None:
-    try:
-        return importlib.import_module(name)
-    except ModuleNotFoundError as exc:
-        if exc.name == name:  # the component is not part of this build
-            log.debug("component %s not present", name)
-            return None
-        raise
+def _select(config: CollectorConfig, source: str,
+            components: tuple[str, ...] | None) -> tuple[ComponentSpec, ...]:
+    """The components to wire: by module name (tests), by ``components:`` (config), or all."""
+    if components is not None:
+        return tuple(c for c in COMPONENTS if c.module in components)
+    if config.components is None:
+        return COMPONENTS
+    known = {c.name: c for c in COMPONENTS}
+    for i, name in enumerate(config.components):
+        if name not in known:
+            raise ConfigError(source, f"components[{i}]",
+                              f"unknown component {name!r} (known: {', '.join(known)})")
+    return tuple(c for c in COMPONENTS if c.name in config.components)
 
 
 def build_context(
@@ -71,22 +75,35 @@ def build_context(
     with contextlib.suppress(OSError):
         os.chmod(state_dir, 0o700)
     app = web.Application(client_max_size=config.limits.max_body_bytes + 65536)
+    auth = AuthStore(state_dir / "auth.db")
+    pipeline = Pipeline()
+
+    async def inject(events: list[dict[str, Any]]) -> None:
+        if not events:
+            return
+        extra = pipeline.process(events)
+        lines = [orjson.dumps(e) for e in events + extra]
+        if ctx.spool is None:
+            raise RuntimeError("the spool is not open yet")
+        await ctx.spool.append(lines, PRIORITY_SECURITY)
+
     ctx = CollectorContext(
         config=config,
         source=source,
         state_dir=state_dir,
         app=app,
         registry=CollectorRegistry(),
-        pipeline=Pipeline(),
-        auth=AuthStore(state_dir / "auth.db"),
+        pipeline=pipeline,
+        auth=auth,
         inventory=load_inventory(config.inventory),
+        ports=Ports(agents=auth, presence=Presence.of(config)),
+        inject=inject,
     )
-    ctx.services["agents"] = ctx.auth
     app[CTX_KEY] = ctx
     ingest = Ingest(ctx)
+    app[INGEST_KEY] = ingest
     pipeline_metrics = PipelineCollector(ctx)
     ctx.registry.register(pipeline_metrics)
-    ctx.services["ingest"] = ingest
 
     async def healthz(_: web.Request) -> web.Response:
         return web.json_response({"status": "ok"})
@@ -112,40 +129,49 @@ def build_context(
     app.router.add_get("/readyz", readyz)
     app.router.add_get("/metrics", metrics)
 
-    if components is None and config.components is not None:
-        known = {c.rsplit(".", 1)[1]: c for c in COMPONENTS}
-        for i, c in enumerate(config.components):
-            if c not in known:
-                raise ConfigError(source, f"components[{i}]",
-                                  f"unknown component {c!r} (known: {', '.join(known)})")
-        components = tuple(known[c] for c in config.components)
-    for name in COMPONENTS if components is None else components:
-        module = _load_component(name)
-        if module is not None:
-            module.setup(ctx)
+    # Outputs before components: the national component reports its output's
+    # counters, search reads the store or the Elasticsearch client.
+    built = build_outputs(config.outputs, ctx)
+    selected = _select(config, source, components)
+    check_order(selected)
+    for spec in selected:
+        importlib.import_module(spec.module).setup(ctx)
 
-    outputs = {name: build_output(name, raw, ctx) for name, raw in (config.outputs or {}).items()}
-    if not outputs:
-        raise ConfigError(source, "outputs", "at least one output is required (e.g. store: {})")
     ctx.spool = DurableQueue(
-        state_dir / "spool.db", max_bytes=config.limits.spool_max_bytes, outputs=tuple(outputs)
+        state_dir / "spool.db", max_bytes=config.limits.spool_max_bytes, outputs=tuple(built)
     )
-    for name, out in outputs.items():
-        dcfg = DeliveryConfig(**getattr(out, "delivery_config", {}))
-        ctx.deliveries[name] = DeliveryLoop(ctx.spool, out, dcfg)
-
-    async def inject(events: list[dict[str, Any]]) -> None:
-        if not events:
-            return
-        extra = ctx.pipeline.process(events)
-        lines = [orjson.dumps(e) for e in events + extra]
-        assert ctx.spool is not None
-        await ctx.spool.append(lines, PRIORITY_SECURITY)
-
-    ctx.inject = inject
-    app.on_startup.append(_on_startup)
-    app.on_cleanup.append(_on_cleanup)
+    for name, (out, delivery) in built.items():
+        ctx.deliveries[name] = DeliveryLoop(ctx.spool, out, delivery)
+    app.cleanup_ctx.append(_serving(ctx))
     return ctx
+
+
+def _serving(ctx: CollectorContext) -> Any:
+    """The collector's whole run as one aiohttp cleanup context (start, yield, stop)."""
+
+    async def serving(_: web.Application) -> AsyncIterator[None]:
+        assert ctx.spool is not None
+        await ctx.spool.open()
+        try:
+            async with contextlib.AsyncExitStack() as stack:
+                # Stops whatever loops are current then (a test may swap one in).
+                stack.push_async_callback(_stop_deliveries, ctx)
+                for loop in ctx.deliveries.values():
+                    await loop.start()
+                await stack.enter_async_context(ctx.running_lifespans())
+                background = asyncio.create_task(_background(ctx), name="collector-background")
+                stack.push_async_callback(cancel_and_wait, [background])
+                yield
+        finally:
+            await ctx.spool.close()
+            ctx.auth.close()
+
+    return serving
+
+
+async def _stop_deliveries(ctx: CollectorContext) -> None:
+    for loop in ctx.deliveries.values():
+        await loop.stop(timeout=3.0)
 
 
 async def _background(ctx: CollectorContext) -> None:
@@ -154,7 +180,7 @@ async def _background(ctx: CollectorContext) -> None:
         await asyncio.sleep(1.0)
         try:
             alerts = ctx.pipeline.tick(time.time())
-            if alerts and ctx.inject is not None:
+            if alerts:
                 await ctx.inject(alerts)
             if time.monotonic() - last_flush > 5:
                 last_flush = time.monotonic()
@@ -163,36 +189,6 @@ async def _background(ctx: CollectorContext) -> None:
             raise
         except Exception:
             log.exception("collector background task")
-
-
-async def _on_startup(app: web.Application) -> None:
-    ctx: CollectorContext = app[CTX_KEY]
-    assert ctx.spool is not None
-    await ctx.spool.open()
-    for loop in ctx.deliveries.values():
-        await loop.start()
-    for hook in ctx.on_start:
-        await hook()
-    app[BACKGROUND_KEY] = asyncio.create_task(_background(ctx), name="collector-background")
-
-
-async def _on_cleanup(app: web.Application) -> None:
-    ctx: CollectorContext = app[CTX_KEY]
-    bg = app.get(BACKGROUND_KEY)
-    if bg is not None:
-        bg.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await bg
-    for hook in reversed(ctx.on_stop):
-        try:
-            await hook()
-        except Exception:
-            log.exception("stop hook failed")
-    for loop in ctx.deliveries.values():
-        await loop.stop(timeout=3.0)
-    if ctx.spool is not None:
-        await ctx.spool.close()
-    ctx.auth.close()
 
 
 def ensure_tls(config: CollectorConfig) -> tuple[ssl.SSLContext | None, Path | None]:

@@ -132,21 +132,26 @@ def cmd_revoke(args: argparse.Namespace) -> int:
 def cmd_agents(args: argparse.Namespace) -> int:
     import orjson
 
+    from collector.config import load
+    from collector.fleet import Presence
+
+    config, _ = load(getattr(args, "config", None))
+    presence = Presence.of(config)
     auth = _open_auth(args)
     agents = auth.agents()
     auth.close()
+    now = time.time()
     if args.format == "json":
         print(orjson.dumps([{
             "agent_id": a.agent_id, "system_id": a.system_id, "hostname": a.hostname,
             "enrolled": a.enrolled, "last_seen": a.last_seen, "revoked": a.revoked,
+            "state": presence.state(a, now),
         } for a in agents], option=orjson.OPT_INDENT_2).decode())
         return 0
-    now = time.time()
     rows = [("AGENT", "SYSTEM", "HOST", "LAST SEEN", "STATE")]
     for a in agents:
         seen = f"{int(now - a.last_seen)}s ago" if a.last_seen else "never"
-        state = "revoked" if a.revoked else "enrolled"
-        rows.append((a.agent_id, a.system_id, a.hostname, seen, state))
+        rows.append((a.agent_id, a.system_id, a.hostname, seen, presence.state(a, now)))
     from canhgac.table import render
 
     print(render(rows))

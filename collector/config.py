@@ -59,6 +59,9 @@ class CollectorConfig:
     limits: LimitsConfig = field(default_factory=LimitsConfig)
     inventory: Path | None = None
     heartbeat_interval: Duration = Duration(30)
+    # An agent silent for longer is offline (default: 3 x heartbeat_interval); the one
+    # definition used by /metrics, coverage and `collector agents`.
+    offline_after: Duration | None = None
     # Optional components to load (default: all that are installed), e.g. [detect, alerts].
     components: list[str] | None = None
     outputs: dict[str, Any] = field(default_factory=lambda: {"store": {}})

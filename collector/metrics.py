@@ -7,6 +7,7 @@ create label values; per-output gauges are labelled by configured output names.
 from __future__ import annotations
 
 import time
+from collections import Counter as Tally
 from collections.abc import Iterable
 from typing import TYPE_CHECKING
 
@@ -124,13 +125,10 @@ class PipelineCollector(Collector):
             up.add_metric([name], 1 if s.up else 0)
             last.add_metric([name], s.last_success)
         yield from (delivered, dead, retried, errors, up, last)
-        agents = self.ctx.auth.agents()
         now = time.time()
-        interval = float(self.ctx.config.heartbeat_interval)
-        online = sum(1 for a in agents if a.revoked is None and a.last_seen and now - a.last_seen
-                     <= 3 * interval)
+        presence = self.ctx.ports.presence
+        states = Tally(presence.state(a, now) for a in self.ctx.ports.agents.agents())
         g = GaugeMetricFamily("canhgac_agents", "Enrolled agents by state", labels=["state"])
-        g.add_metric(["online"], online)
-        g.add_metric(["offline"], sum(1 for a in agents if a.revoked is None) - online)
-        g.add_metric(["revoked"], sum(1 for a in agents if a.revoked is not None))
+        for state in ("online", "offline", "revoked"):
+            g.add_metric([state], states[state])
         yield g

@@ -1,27 +1,68 @@
-"""Output registry for the collector's spool: name under ``outputs:`` -> factory.
+"""The collector's outputs: name under ``outputs:`` -> factory, and the typed set built.
 
-A factory is ``build(raw_config, ctx) -> shipper.output.Output`` and validates
-its own section (path ``outputs.<name>``).
+A factory is ``build(raw_config, ctx) -> Output`` and validates its own section
+(path ``outputs.<name>``). Each output is imported only when configured.
 """
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
+from collections.abc import Callable, Mapping
+from typing import TYPE_CHECKING, Any
 
 from canhgac.errors import ConfigError
+from shipper.delivery import DeliveryConfig
 
-OUTPUT_FACTORIES: dict[str, str] = {
-    "store": "shipper.outputs.store:build",
-    "elasticsearch": "shipper.outputs.elasticsearch:build",
-    "national": "shipper.outputs.national:build",
+if TYPE_CHECKING:
+    from collector.context import CollectorContext
+    from shipper.output import Output
+
+
+Built = tuple["Output", DeliveryConfig]  # the output and how its delivery loop batches
+
+
+def _delivery(settings: Mapping[str, Any]) -> DeliveryConfig:
+    """How the output wants its leases cut (batch size, backoff ceiling)."""
+    return DeliveryConfig(**settings)
+
+
+def _store(raw: Any, ctx: CollectorContext) -> Built:
+    from shipper.outputs.store import build
+
+    ctx.outputs.store = out = build(raw, ctx)
+    return out, DeliveryConfig()
+
+
+def _elasticsearch(raw: Any, ctx: CollectorContext) -> Built:
+    from shipper.outputs.elasticsearch import build
+
+    ctx.outputs.elasticsearch = out = build(raw, ctx)
+    return out, _delivery(out.delivery_config)
+
+
+def _national(raw: Any, ctx: CollectorContext) -> Built:
+    from shipper.outputs.national import build
+
+    ctx.outputs.national = out = build(raw, ctx, national_section=ctx.config.national,
+                                       inventory=ctx.inventory)
+    return out, _delivery(out.delivery_config)
+
+
+OUTPUT_FACTORIES: dict[str, Callable[[Any, CollectorContext], Built]] = {
+    "store": _store,
+    "elasticsearch": _elasticsearch,
+    "national": _national,
 }
 
 
-def build_output(name: str, raw: Any, ctx: Any) -> Any:
-    target = OUTPUT_FACTORIES.get(name)
-    if target is None:
-        known = ", ".join(sorted(OUTPUT_FACTORIES))
-        raise ConfigError(ctx.source, f"outputs.{name}", f"unknown output (known: {known})")
-    module, _, func = target.partition(":")
-    return getattr(importlib.import_module(module), func)(raw, ctx)
+def build_outputs(raw: dict[str, Any] | None, ctx: CollectorContext) -> dict[str, Built]:
+    """Build every configured output, in configuration order; at least one is required."""
+    built: dict[str, Built] = {}
+    for name, section in (raw or {}).items():
+        factory = OUTPUT_FACTORIES.get(name)
+        if factory is None:
+            known = ", ".join(sorted(OUTPUT_FACTORIES))
+            raise ConfigError(ctx.source, f"outputs.{name}", f"unknown output (known: {known})")
+        built[name] = factory(section, ctx)
+    if not built:
+        raise ConfigError(ctx.source, "outputs", "at least one output is required (e.g. store: {})")
+    return built

@@ -7,8 +7,16 @@ It never retries by itself: retry, backoff and dead-lettering live in
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Protocol
+from pathlib import Path
+from typing import TYPE_CHECKING, Protocol
+
+if TYPE_CHECKING:
+    from prometheus_client import CollectorRegistry
+
+    from shipper.queue import DurableQueue
 
 
 @dataclass(slots=True)
@@ -56,3 +64,19 @@ class Output(Protocol):
         """Deliver ``batch``; raise TransientError/PermanentError for whole-batch outcomes."""
 
     async def close(self) -> None: ...
+
+
+class BuildContext(Protocol):
+    """What an output factory (``build(raw, ctx)``) may use of the process that runs it.
+
+    The collector's context satisfies it; a factory never sees more of the collector.
+    """
+
+    source: str  # the config file, for error messages
+    state_dir: Path
+    registry: CollectorRegistry
+    spool: DurableQueue | None  # set before any lifespan starts
+
+    def add_lifespan(
+        self, lifespan: Callable[[], contextlib.AbstractAsyncContextManager[None]]
+    ) -> None: ...

@@ -1,9 +1,9 @@
 """Alert handling (layer 1 at work): lifecycle store, pipeline stage, operator API.
 
 ``setup(ctx)`` opens ``<state_dir>/alerts.db``, adds the stage that registers
-every alert event, the /v1/alerts routes, and exposes the store as
-``ctx.services["alerts"]`` (coverage reads acknowledgement times from it) and
-the access checker as ``ctx.services["alert_access"]``.
+every alert event and the /v1/alerts routes. Ports it provides: ``alerts`` (the
+store; coverage reads acknowledgement times from it) and ``access`` (who is
+asking, for every operator-facing API); it uses ``operators``.
 """
 
 from __future__ import annotations
@@ -22,13 +22,9 @@ __all__ = ["AlertStage", "AlertStore", "setup"]
 
 def setup(ctx: CollectorContext) -> None:
     store = AlertStore(ctx.state_dir / "alerts.db")
-    access = Access(ctx.services, ensure_token(ctx.state_dir))
-    ctx.services["alerts"] = store
-    ctx.services["alert_access"] = access
+    access = Access(ctx.ports.operators, ensure_token(ctx.state_dir))
+    ctx.ports.alerts = store
+    ctx.ports.access = access
     ctx.pipeline.add(AlertStage(store))
     ctx.app.add_routes(AlertsAPI(store, access, ctx.inventory).routes())
-
-    async def close() -> None:
-        store.close()
-
-    ctx.on_stop.append(close)
+    ctx.add_closer(store.close)

@@ -4,7 +4,7 @@ The collector's admin token (``<state_dir>/admin.token``, mode 0600, made on
 first start) presented as a Bearer token **from a loopback address** is the
 local admin: someone who can read the collector's state dir on its own machine
 already administers it. Any other request is authenticated by the operator
-service in ``ctx.services["operators"]`` and limited to the operator's scope;
+service (the ``operators`` port) and limited to the operator's scope;
 without that service nobody else gets anything. docs/alerts.md.
 """
 
@@ -19,9 +19,12 @@ import secrets
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
+
+if TYPE_CHECKING:
+    from collector.ports import OperatorAuthenticator
 
 TOKEN_FILE = "admin.token"
 WRITE_ROLE = "analyst"  # collector.search roles: viewer < analyst < admin
@@ -93,8 +96,8 @@ def is_loopback(remote: str | None) -> bool:
 
 
 class Access:
-    def __init__(self, services: dict[str, Any], token_path: Path) -> None:
-        self.services = services
+    def __init__(self, operators: OperatorAuthenticator | None, token_path: Path) -> None:
+        self.operators = operators
         self.token_path = token_path
 
     def _local_admin(self, request: web.Request) -> bool:
@@ -118,7 +121,7 @@ class Access:
         """
         if self._local_admin(request):
             return Principal("admin", "admin", None, local_admin=True)
-        operators = self.services.get("operators")
+        operators = self.operators
         if operators is not None:
             op = operators.authenticate(request)
             if inspect.isawaitable(op):

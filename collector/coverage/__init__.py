@@ -2,10 +2,9 @@
 
 ``setup(ctx)`` validates ``coverage:`` of collector.yaml, starts the inventory
 watcher (file polling + SIGHUP), registers the coverage and certificate
-collectors on ``ctx.registry``, adds ``GET /v1/coverage`` and exposes the
-service as ``ctx.services["coverage"]``. Set up after ``collector.alerts`` so
-acknowledgement times are available (they are looked up per computation, so
-the order only matters for the first scrape).
+collectors on ``ctx.registry`` and adds ``GET /v1/coverage``. It reads the ports
+``agents``, ``presence``, ``alerts`` (acknowledgement times), ``national_link``
+and ``access``; a missing provider lowers a layer with a reason.
 """
 
 from __future__ import annotations
@@ -29,15 +28,14 @@ __all__ = ["CoverageConfig", "CoverageService", "setup"]
 
 def setup(ctx: CollectorContext) -> None:
     cfg = load_coverage_config(ctx.config.coverage, ctx.source)
-    service = CoverageService(ctx.inventory, cfg, services=ctx.services,
-                              heartbeat_interval=float(ctx.config.heartbeat_interval),
-                              agents_fallback=ctx.auth)
-    ctx.services["coverage"] = service
+    ports = ctx.ports
+    service = CoverageService(ctx.inventory, cfg, agents=ports.agents, presence=ports.presence,
+                              alerts=ports.alerts, link=ports.national_link)
     ctx.registry.register(CoverageCollector(service, ctx.inventory))
     ctx.registry.register(CertificateCollector(_certificates(ctx)))
 
     async def get_coverage(request: web.Request) -> web.Response:
-        access = ctx.services.get("alert_access")
+        access = ports.access
         if access is None:
             raise web.HTTPForbidden(text="coverage API needs collector.alerts for access control\n")
         who = await access.principal(request)
@@ -58,16 +56,8 @@ def setup(ctx: CollectorContext) -> None:
         ctx.inventory.path = Path(ctx.config.inventory)
     watcher = InventoryWatcher(ctx.inventory)
 
-    async def start() -> None:
-        await watcher.start()
-        await service.start()
-
-    async def stop() -> None:
-        await service.stop()
-        await watcher.stop()
-
-    ctx.on_start.append(start)
-    ctx.on_stop.append(stop)
+    ctx.add_startable(watcher)
+    ctx.add_startable(service)
 
 
 def _certificates(ctx: CollectorContext) -> dict[str, Path]:

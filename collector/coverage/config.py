@@ -35,7 +35,7 @@ class CoverageConfig:
     ack_sla: dict[int, Duration] = field(default_factory=dict)  # merged over DEFAULT_ACK_SLA
     # Layer 2
     required_probes: dict[int, list[str]] = field(default_factory=dict)  # per level, replaces
-    offline_after: Duration | None = None  # default: 3 x the collector's heartbeat_interval
+    offline_after: Duration | None = None  # moved to the top level (validate says so)
     # Layer 3
     assessment_max_age: Duration = Duration(365 * DAY)
     # Layer 4
@@ -49,6 +49,9 @@ class CoverageConfig:
     cache_ttl: Duration = Duration(5)
 
     def validate(self) -> tuple[str, str] | None:
+        if self.offline_after is not None:
+            return ("offline_after", "moved to the top-level offline_after, so that /metrics and "
+                    "coverage share one definition of an online agent")
         for key in ("approval_deadline", "plan_deadline"):
             try:
                 parse_date(getattr(self, key))
@@ -80,8 +83,6 @@ class CoverageConfig:
     def plan_deadline_day(self) -> dt.date:
         return parse_date(self.plan_deadline)
 
-    def offline_seconds(self, heartbeat_interval: float) -> float:
-        return float(self.offline_after) if self.offline_after is not None else 3 * heartbeat_interval
 
 
 def load_coverage_config(raw: dict[str, Any] | None, source: str) -> CoverageConfig:

@@ -14,8 +14,11 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from collector.auth import AgentRecord
 from collector.coverage.config import DAY, CoverageConfig
+from collector.fleet import Presence
 from collector.inventory import Inventory, System
+from collector.ports import NationalLinkStatus
 
 LAYERS: tuple[str, ...] = ("onsite", "monitoring", "assessment", "national")
 LAYER_NUMBER = {"onsite": 1, "monitoring": 2, "assessment": 3, "national": 4}
@@ -130,40 +133,39 @@ def _probe_running(value: Any) -> bool:
     return value is True
 
 
-def agents_of(system: System, agents: Iterable[Any]) -> list[Any]:
+def agents_of(system: System, agents: Iterable[AgentRecord]) -> list[AgentRecord]:
     """Agents enrolled for the system, plus unattributed ones its selectors match."""
     patterns = [p.lower() for p in system.host_patterns]
     exact = {h.lower() for h in system.exact_hosts}
     out = []
     for a in agents:
-        if getattr(a, "revoked", None) is not None:
+        if a.revoked is not None:
             continue
-        sid = getattr(a, "system_id", None)
+        sid = a.system_id
         if sid == system.id:
             out.append(a)
         elif not sid:
-            host = (getattr(a, "hostname", "") or "").lower()
+            host = a.hostname.lower()
             if host in exact or any(fnmatch.fnmatchcase(host, p) for p in patterns):
                 out.append(a)
     return out
 
 
-def monitoring(system: System, cfg: CoverageConfig, now: float, agents: Sequence[Any],
-               offline_after: float) -> tuple[LayerResult, int, int, int, int]:
+def monitoring(system: System, cfg: CoverageConfig, now: float, agents: Sequence[AgentRecord],
+               presence: Presence) -> tuple[LayerResult, int, int, int, int]:
     required = cfg.probes_for(system.level)
     expected = {h.lower() for h in system.exact_hosts}
     covered: set[str] = set()
     online = offline = 0
     missing: dict[str, list[str]] = {}
     for a in agents:
-        host = (getattr(a, "hostname", "") or "").lower()
+        host = a.hostname.lower()
         expected.add(host)
-        last = getattr(a, "last_seen", None)
-        if not last or now - float(last) > offline_after:
+        if not presence.online(a, now):
             offline += 1
             continue
         online += 1
-        probes = getattr(a, "probes", None) or {}
+        probes = a.probes
         lacking = [p for p in required if not _probe_running(probes.get(p))]
         if lacking:
             missing[host] = lacking
@@ -198,14 +200,15 @@ def assessment(system: System, cfg: CoverageConfig, today: dt.date) -> tuple[Lay
 
 
 # -- layer 4 -----------------------------------------------------------------
-def national(system: System, cfg: CoverageConfig, now: float, link: Any | None) -> LayerResult:
+def national(system: System, cfg: CoverageConfig, now: float,
+             link: NationalLinkStatus | None) -> LayerResult:
     if not system.national.enabled:
         return LayerResult(0.0, "national sharing not enabled for this system", {})
     if link is None:
         return LayerResult(0.0, "national link not configured", {})
-    if not bool(getattr(link, "link_up", False)):
+    if not link.link_up:
         return LayerResult(0.0, "national link down", {"link_up": False})
-    deliveries = getattr(link, "last_delivery", None) or {}
+    deliveries = link.last_delivery
     last = deliveries.get(system.id)
     window = float(cfg.national_delivery_window)
     if last is None:
@@ -219,12 +222,12 @@ def national(system: System, cfg: CoverageConfig, now: float, link: Any | None) 
 
 
 # -- the whole report --------------------------------------------------------
-def system_coverage(system: System, cfg: CoverageConfig, now: float, *, agents: Sequence[Any],
-                    acks: Sequence[tuple[float, float | None]], link: Any | None,
-                    offline_after: float) -> SystemCoverage:
+def system_coverage(system: System, cfg: CoverageConfig, now: float, *,
+                    agents: Sequence[AgentRecord], acks: Sequence[tuple[float, float | None]],
+                    link: NationalLinkStatus | None, presence: Presence) -> SystemCoverage:
     today = local_date(now, cfg)
     l1, late = onsite(system, cfg, now, acks)
-    l2, n, k, online, offline = monitoring(system, cfg, now, agents, offline_after)
+    l2, n, k, online, offline = monitoring(system, cfg, now, agents, presence)
     l3, age = assessment(system, cfg, today)
     l4 = national(system, cfg, now, link)
     operating = system.status == "operating"
@@ -258,15 +261,16 @@ def _rollup(name: str, systems: Sequence[SystemCoverage]) -> Rollup:
     return r
 
 
-def compute(inventory: Inventory, cfg: CoverageConfig, now: float, *, agents: Sequence[Any],
-            acks: AckTimes, link: Any | None, offline_after: float) -> CoverageReport:
+def compute(inventory: Inventory, cfg: CoverageConfig, now: float, *,
+            agents: Sequence[AgentRecord], acks: AckTimes, link: NationalLinkStatus | None,
+            presence: Presence) -> CoverageReport:
     # Bucket agents once: 5,000 agents x 500 systems must not be a product.
-    by_system: dict[str, list[Any]] = {}
-    unattributed: list[Any] = []
+    by_system: dict[str, list[AgentRecord]] = {}
+    unattributed: list[AgentRecord] = []
     for a in agents:
-        if getattr(a, "revoked", None) is not None:
+        if a.revoked is not None:
             continue
-        sid = getattr(a, "system_id", None)
+        sid = a.system_id
         if sid:
             by_system.setdefault(sid, []).append(a)
         else:
@@ -277,7 +281,7 @@ def compute(inventory: Inventory, cfg: CoverageConfig, now: float, *, agents: Se
         if unattributed:
             mine = mine + agents_of(s, unattributed)
         systems.append(system_coverage(s, cfg, now, agents=mine, acks=acks.get(s.id, ()),
-                                       link=link, offline_after=offline_after))
+                                       link=link, presence=presence))
     units = [_rollup(u, [s for s in systems if s.unit == u]) for u in inventory.unit_names()]
     return CoverageReport(generated_at=now, province=inventory.province, systems=systems,
                           units=units, province_rollup=_rollup(inventory.province, systems),

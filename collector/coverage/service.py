@@ -1,39 +1,41 @@
 """Computes the coverage report from live collector state, cached for ``cache_ttl``.
 
-Inputs, each read defensively so a missing component lowers a number with a
-reason instead of breaking /metrics:
-  agents   ``services["agents"].agents()`` (else ``ctx.auth.agents()``)
-  alerts   ``services["alerts"].ack_times(since)`` (collector.alerts)
-  national ``services["national"]`` with ``link_up`` and ``last_delivery``
+Inputs are the collector's typed ports; a component that is not set up (None)
+lowers a number with a reason instead of breaking /metrics:
+  agents    every enrolled agent, online as ``presence`` defines it
+  alerts    acknowledgement times (collector.alerts)
+  link      layer 4's link_up and last_delivery (collector.national)
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import threading
 import time
 from collections.abc import Callable
-from typing import Any
 
+from canhgac.tasks import cancel_and_wait
 from collector.coverage.config import CoverageConfig
 from collector.coverage.model import CoverageReport, compute
+from collector.fleet import Presence
 from collector.inventory import InventoryHolder
+from collector.ports import AgentDirectory, AlertLedger, NationalLinkStatus
 
 log = logging.getLogger(__name__)
 
 
 class CoverageService:
     def __init__(self, inventory: InventoryHolder, cfg: CoverageConfig, *,
-                 services: dict[str, Any], heartbeat_interval: float,
-                 agents_fallback: Any | None = None,
+                 agents: AgentDirectory, presence: Presence,
+                 alerts: AlertLedger | None = None, link: NationalLinkStatus | None = None,
                  clock: Callable[[], float] = time.time) -> None:
         self.inventory = inventory
         self.cfg = cfg
-        self.services = services
-        self.offline_after = cfg.offline_seconds(heartbeat_interval)
-        self.agents_fallback = agents_fallback
+        self.agents = agents
+        self.presence = presence
+        self.alerts = alerts
+        self.link = link
         self.clock = clock
         self._lock = threading.Lock()
         self._cached: CoverageReport | None = None
@@ -48,10 +50,6 @@ class CoverageService:
     def invalidate(self) -> None:
         self._cached = None
 
-    def _agents(self) -> list[Any]:
-        src = self.services.get("agents") or self.agents_fallback
-        return list(src.agents()) if src is not None else []
-
     def report(self, max_age: float | None = None) -> CoverageReport:
         ttl = float(self.cfg.cache_ttl) if max_age is None else max_age
         if max_age is None and self._task is not None:
@@ -62,12 +60,11 @@ class CoverageService:
             if cached is not None and now - cached.generated_at <= ttl and now >= cached.generated_at:
                 return cached
             started = time.perf_counter()
-            alerts = self.services.get("alerts")
+            alerts = self.alerts
             acks = alerts.ack_times(now - float(self.cfg.alert_window)) if alerts else {}
             self.alert_counts = alerts.counts() if alerts else {}
-            report = compute(self.inventory.current, self.cfg, now, agents=self._agents(),
-                             acks=acks, link=self.services.get("national"),
-                             offline_after=self.offline_after)
+            report = compute(self.inventory.current, self.cfg, now, agents=self.agents.agents(),
+                             acks=acks, link=self.link, presence=self.presence)
             self.compute_seconds = time.perf_counter() - started
             self._cached = report
             for fn in self.listeners:
@@ -90,7 +87,5 @@ class CoverageService:
 
     async def stop(self) -> None:
         if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+            await cancel_and_wait([self._task])
             self._task = None

@@ -40,9 +40,7 @@ def setup(ctx: CollectorContext) -> Engine | None:
     watcher = RuleWatcher(engine, cfg, ctx.source, loaded)
     ctx.pipeline.add(engine)
     ctx.registry.register(DetectionMetrics(engine, watcher))
-    ctx.services["detect"] = engine
-    ctx.on_start.append(watcher.start)
-    ctx.on_stop.append(watcher.stop)
+    ctx.add_startable(watcher)
     log = logging.getLogger(__name__)
     if not loaded:
         log.warning("detection: no rules loaded (built-in packs missing from this install?)")

@@ -1,11 +1,11 @@
 """Collector component for layer 4: indicators in, summaries out, link health watched.
 
 ``setup(ctx)`` adds the indicator-matching stage (the summary-counting stage is
-appended at start, so that it runs after every other stage),
-the Prometheus collector, and start/stop hooks for the background loops:
-indicator pull, hourly summaries (via ``ctx.inject``), periodic connectivity
-check and backlog sampling. Shared services it publishes in ``ctx.services``:
-``indicators`` (the IndicatorStage) and ``national`` (this component).
+appended at start, so that it runs after every other stage), the Prometheus
+collector, and one lifespan for the background loops: indicator pull, hourly
+summaries (via ``ctx.inject``), periodic connectivity check and backlog
+sampling. Ports it provides: ``indicators`` (the IndicatorStage) and, when the
+link is configured, ``national_link`` (this component: link_up, last_delivery).
 """
 
 from __future__ import annotations
@@ -13,9 +13,15 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from typing import Any
+from collections.abc import Coroutine
+from typing import TYPE_CHECKING, Any
 
 from canhgac.national.client import NationalClient
+from canhgac.tasks import cancel_and_wait
+
+if TYPE_CHECKING:
+    from collector.context import CollectorContext
+    from shipper.outputs.national import NationalOutput
 from collector.national.check import run_check
 from collector.national.config import NationalSection, load
 from collector.national.indicators import IndicatorCache, IndicatorPuller, IndicatorStage
@@ -28,7 +34,7 @@ OUTPUT_NAME = "national"
 
 
 class NationalComponent:
-    def __init__(self, ctx: Any, config: NationalSection) -> None:
+    def __init__(self, ctx: CollectorContext, config: NationalSection) -> None:
         self.ctx = ctx
         self.config = config
         self.state = LinkState(configured=config.link.configured)
@@ -47,8 +53,7 @@ class NationalComponent:
         restored = self.puller.restore()
         if restored:
             log.info("national indicators: %d restored from %s", restored, cache.path)
-        outputs = getattr(ctx.config, "outputs", None) or {}
-        if config.summaries.enabled and OUTPUT_NAME in outputs:
+        if config.summaries.enabled and ctx.outputs.national is not None:
             self.summary = SummaryStage(ctx.inventory)
 
     @property
@@ -58,21 +63,17 @@ class NationalComponent:
         if rep is not None and rep.ok:
             return True
         out = self.output()
-        last = getattr(getattr(out, "counters", None), "last_success", 0.0) or 0.0
+        last = out.counters.last_success if out is not None else 0.0
         return bool(rep is not None and last > rep.finished)
 
     @property
     def last_delivery(self) -> dict[str, float]:
         """system id -> Unix time its last report was accepted by the center."""
         out = self.output()
-        return dict(getattr(getattr(out, "counters", None), "last_delivery", {}) or {})
+        return dict(out.counters.last_delivery) if out is not None else {}
 
-    def output(self) -> Any:
-        out = self.ctx.services.get("national.output")
-        if out is None:
-            loop = self.ctx.deliveries.get(OUTPUT_NAME)
-            out = getattr(loop, "output", None)
-        return out
+    def output(self) -> NationalOutput | None:
+        return self.ctx.outputs.national
 
     async def start(self) -> None:
         cfg = self.config
@@ -80,8 +81,8 @@ class NationalComponent:
             # Added at start, i.e. after every component's setup, so it runs last and
             # counts the alerts that later stages (detection) raise as well.
             self.ctx.pipeline.add(self.summary)
-        if self.client is not None and cfg.indicators.enabled:
-            self._spawn(self.puller.run(), "national-indicators")  # type: ignore[union-attr]
+        if self.client is not None and self.puller is not None and cfg.indicators.enabled:
+            self._spawn(self.puller.run(), "national-indicators")
         if self.client is not None and cfg.check.enabled:
             self._spawn(self._check_loop(), "national-check")
         if self.summary is not None:
@@ -92,25 +93,19 @@ class NationalComponent:
             log.info("national link not configured (national.link.url): layer 4 is off")
 
     async def stop(self) -> None:
-        if self.summary is not None and self.ctx.inject is not None:
+        if self.summary is not None:
             # The partial period is spooled (stop hooks run before the spool closes),
             # so a restart does not lose the last minutes' summary.
             try:
                 await self.emit_summaries()
             except Exception as exc:
                 log.warning("national: final summaries not spooled: %s", exc)
-        for t in self._tasks:
-            t.cancel()
-        for t in self._tasks:
-            try:
-                await t
-            except (asyncio.CancelledError, Exception):  # a loop's last error is logged already
-                pass
+        await cancel_and_wait(self._tasks)  # a loop's last error is logged already
         self._tasks = []
         if self.client is not None:
             await self.client.close()
 
-    def _spawn(self, coro: Any, name: str) -> None:
+    def _spawn(self, coro: Coroutine[Any, Any, None], name: str) -> None:
         self._tasks.append(asyncio.create_task(coro, name=name))
 
     async def check_once(self) -> None:
@@ -138,7 +133,7 @@ class NationalComponent:
     async def emit_summaries(self, now: float | None = None) -> int:
         assert self.summary is not None
         events = self.summary.flush(now)
-        if events and self.ctx.inject is not None:
+        if events:
             await self.ctx.inject(events)
             self.state.summaries += len(events)
         return len(events)
@@ -159,6 +154,7 @@ class NationalComponent:
     async def _backlog_loop(self) -> None:
         while True:
             try:
+                assert self.ctx.spool is not None
                 stats = await self.ctx.spool.stats()
                 st = stats.get(OUTPUT_NAME)
                 if st is not None:
@@ -171,15 +167,14 @@ class NationalComponent:
             await asyncio.sleep(5)
 
 
-def setup(ctx: Any) -> None:
+def setup(ctx: CollectorContext) -> None:
     """Plug layer 4 into the collector (see module docstring)."""
-    config = load(getattr(ctx.config, "national", None), ctx.source)
+    config = load(ctx.config.national, ctx.source)
     comp = NationalComponent(ctx, config)
     ctx.pipeline.add(comp.stage)  # first: indicator alerts then pass through detection
     ctx.registry.register(NationalMetrics(comp.state, comp.stage, comp.puller, comp.output))
-    ctx.services["indicators"] = comp.stage
+    ctx.ports.indicators = comp.stage
     if config.link.configured:
-        # Coverage (layer 4) reads link_up and last_delivery from here; absent = not configured.
-        ctx.services["national"] = comp
-    ctx.on_start.append(comp.start)
-    ctx.on_stop.append(comp.stop)
+        # Coverage (layer 4) reads link_up and last_delivery from here; None = not configured.
+        ctx.ports.national_link = comp
+    ctx.add_startable(comp)

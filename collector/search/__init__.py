@@ -1,30 +1,33 @@
 """Search component: ``POST /v1/search`` for SOC operators, and operator tokens.
 
-``setup(ctx)`` adds the route and two services: ``ctx.services["operators"]``
-(an OperatorStore: ``authenticate(request, minimum_role) -> Operator``, reusable
-by other APIs) and ``ctx.services["search"]`` (a SearchService).
+``setup(ctx)`` adds the route and provides the ``operators`` port (an
+OperatorStore: ``authenticate(request, minimum_role) -> Operator``, used by every
+operator-facing API). Events are searched in Elasticsearch or the embedded store.
 """
 
 from __future__ import annotations
 
-import contextlib
-from typing import Any
+from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 from collector.search.model import Scope, SearchRequest, SearchResult
 from collector.search.operators import DB_NAME, Operator, OperatorStore
-from collector.search.service import SearchService, load_config
+from collector.search.service import Backend, SearchConfig, SearchService, load_config
+
+if TYPE_CHECKING:
+    from collector.context import CollectorContext
 
 __all__ = ["Operator", "OperatorStore", "Scope", "SearchRequest", "SearchResult",
            "SearchService", "setup"]
 
 
-def _resolver(ctx: Any, config: Any) -> Any:
-    """Pick the backend at first use: outputs are built after components are set up."""
+def _resolver(ctx: CollectorContext, config: SearchConfig) -> Callable[[], Backend]:
+    """Pick the backend at first use, so a collector starts even if Elasticsearch is down."""
 
-    def resolve() -> Any:
-        outputs = ctx.config.outputs or {}
+    def resolve() -> Backend:
+        es_output = ctx.outputs.elasticsearch
         use_es = config.backend == "elasticsearch" or (
-            config.backend == "auto" and ("elasticsearch" in outputs or config.elasticsearch))
+            config.backend == "auto" and (es_output is not None or config.elasticsearch))
         if use_es:
             from collector.search.es import ElasticsearchBackend
 
@@ -36,23 +39,21 @@ def _resolver(ctx: Any, config: Any) -> Any:
                 backend = ElasticsearchBackend(make_client(es_cfg), es_cfg.search_index,
                                                owns_client=True)
             else:
-                output = ctx.services.get("elasticsearch")
-                if output is None:
+                if es_output is None:
                     raise RuntimeError("search.backend is elasticsearch but no Elasticsearch "
                                        "output or search.elasticsearch section is configured")
-                backend = ElasticsearchBackend(output.client, output.config.search_index)
-        else:
-            from collector.search.store import StoreBackend
+                backend = ElasticsearchBackend(es_output.client, es_output.config.search_index)
+            return backend
+        from collector.search.store import StoreBackend
 
-            store = ctx.services.get("store")
-            path = config.store or getattr(store, "path", None) or (ctx.state_dir / "events.db")
-            backend = StoreBackend(path)
-        return backend
+        store = ctx.outputs.store
+        path = config.store or (store.path if store is not None else ctx.state_dir / "events.db")
+        return StoreBackend(path)
 
     return resolve
 
 
-def setup(ctx: Any) -> None:
+def setup(ctx: CollectorContext) -> None:
     config = load_config(ctx.config.search, ctx.source)
     if config.backend == "elasticsearch" and "elasticsearch" not in (ctx.config.outputs or {}) \
             and config.elasticsearch is None:
@@ -62,14 +63,7 @@ def setup(ctx: Any) -> None:
                           "elasticsearch needs outputs.elasticsearch or search.elasticsearch")
     operators = OperatorStore(ctx.state_dir / DB_NAME)
     service = SearchService(operators, resolve=_resolver(ctx, config))
-    ctx.services["operators"] = operators
-    ctx.services["search"] = service
+    ctx.ports.operators = operators
     ctx.app.router.add_post("/v1/search", service.handle)
-
-    async def close() -> None:
-        if service._backend is not None:
-            with contextlib.suppress(Exception):
-                await service._backend.close()
-        operators.close()
-
-    ctx.on_stop.append(close)
+    ctx.add_closer(operators.close)
+    ctx.add_closer(service.close)

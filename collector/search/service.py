@@ -8,6 +8,7 @@ query text (OR, NOT, wildcards on ``canhgac.*``) can widen what is visible.
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal, Protocol
@@ -52,7 +53,7 @@ def _json_error(status: type[web.HTTPException], payload: dict[str, Any]) -> web
 
 class SearchService:
     def __init__(self, operators: OperatorStore | None, backend: Backend | None = None,
-                 resolve: Any = None) -> None:
+                 resolve: Callable[[], Backend] | None = None) -> None:
         self.operators = operators
         self._backend = backend
         self._resolve = resolve
@@ -60,9 +61,18 @@ class SearchService:
     @property
     def backend(self) -> Backend:
         if self._backend is None:
+            if self._resolve is None:
+                raise RuntimeError("search service has neither a backend nor a resolver")
             self._backend = self._resolve()
-        assert self._backend is not None
         return self._backend
+
+    async def close(self) -> None:
+        """Close the backend if one was opened; a failing close must not stop the collector's."""
+        if self._backend is not None:
+            try:
+                await self._backend.close()
+            except Exception as exc:
+                log.debug("search backend close: %s", exc)
 
     async def search(self, request: SearchRequest, scope: Scope) -> SearchResult:
         """Search within ``scope``; raises QueryError/SearchError for the user's mistakes."""

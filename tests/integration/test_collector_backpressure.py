@@ -43,7 +43,7 @@ async def test_spool_high_water_gives_503_and_loses_nothing(tmp_path):
             loop = DeliveryLoop(running.ctx.spool, store_loop.output)
             running.ctx.deliveries["store"] = loop
             await loop.start()
-            store = running.ctx.services["store"]
+            store = running.ctx.outputs.store
             assert await wait_for(lambda: store.stored >= len(acked), 30)
             async with s.get(f"{running.url}/readyz") as r:
                 assert r.status == 200

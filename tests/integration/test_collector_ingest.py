@@ -8,6 +8,7 @@ import sqlite3
 import orjson
 
 from canhgac.schema import new_event
+from collector.app import INGEST_KEY
 from tests.fixtures.collector import gz_ndjson, wait_for
 
 
@@ -47,7 +48,7 @@ async def test_events_are_acked_stored_and_attributed(collector, session):
     db = sqlite3.connect(collector.state_dir / "events.db")
     docs = [orjson.loads(r[0]) for r in db.execute("SELECT doc FROM events")]
     assert {d["canhgac"]["system"]["id"] for d in docs} == {"sys-1"}
-    assert collector.ctx.services["ingest"].enricher.overrides == 1
+    assert collector.ctx.app[INGEST_KEY].enricher.overrides == 1
 
 
 async def test_retried_batch_id_is_not_stored_twice(collector, session):

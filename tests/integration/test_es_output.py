@@ -137,7 +137,7 @@ async def test_agent_events_land_in_level_streams_with_ecs_types(es_url: str, tm
             assert "canhgac_elasticsearch_lag_events" in text
 
             # search through the collector API, scoped, on Elasticsearch
-            ops = running.ctx.services["operators"]
+            ops = running.ctx.ports.operators
             viewer = ops.create("viewer-yte", "viewer", __import__(
                 "collector.search.model", fromlist=["Scope"]).Scope(units=("Sở Y tế",)))
             body = {"query": 'message:"Đăng nhập"', "since": "1h", "top": "canhgac.system.id",

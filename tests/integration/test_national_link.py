@@ -9,6 +9,7 @@ minimal CollectorContext; ``test_wired_through_the_real_collector_app`` shows th
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from pathlib import Path
 
@@ -21,9 +22,11 @@ from canhgac.config import load_section
 from canhgac.schema import NETWORK, PRIORITY_SECURITY, new_event
 from canhgac.tls import make_ca
 from collector.config import CollectorConfig
-from collector.context import CollectorContext
+from collector.context import CollectorContext, Ports
+from collector.fleet import Presence
 from collector.inventory import InventoryHolder, parse_inventory
 from collector.national import setup
+from collector.outputs import build_outputs
 from collector.pipeline import Pipeline
 from national_center.indicators import IndicatorSpec
 from national_center.testing import TEST_KEY_ID, start_center
@@ -52,28 +55,35 @@ def collector_ctx(tmp_path, national: dict, outputs: dict | None = None) -> Coll
          "hosts": ["web-1"], "national": {"enabled": True}}]}, "inv.yaml"))
     cfg = load_section({"state_dir": str(tmp_path / "collector"), "national": national,
                         "outputs": outputs or {"store": {}}}, CollectorConfig, "collector.yaml")
-    ctx = CollectorContext(config=cfg, source="collector.yaml", state_dir=tmp_path / "collector",
-                           app=web.Application(), registry=CollectorRegistry(),
-                           pipeline=Pipeline(), auth=None, inventory=inv)  # type: ignore[arg-type]
     injected: list[dict] = []
+    pipeline = Pipeline()
 
     async def inject(events):
-        extra = ctx.pipeline.process(events)
+        extra = pipeline.process(events)
         injected.extend(events + extra)
 
-    ctx.inject = inject
-    ctx.services["injected"] = injected
+    ctx = CollectorContext(config=cfg, source="collector.yaml", state_dir=tmp_path / "collector",
+                           app=web.Application(), registry=CollectorRegistry(),
+                           pipeline=pipeline, auth=None, inventory=inv,  # type: ignore[arg-type]
+                           ports=Ports(agents=None, presence=Presence.of(cfg)),  # type: ignore[arg-type]
+                           inject=inject)
+    INJECTED[id(ctx)] = injected
+    if "national" in cfg.outputs:
+        build_outputs(cfg.outputs, ctx)
     return ctx
 
 
+INJECTED: dict[int, list[dict]] = {}
+_RUNNING: dict[int, contextlib.AsyncExitStack] = {}
+
+
 async def start(ctx):
-    for hook in ctx.on_start:
-        await hook()
+    stack = _RUNNING[id(ctx)] = contextlib.AsyncExitStack()
+    await stack.enter_async_context(ctx.running_lifespans())
 
 
 async def stop(ctx):
-    for hook in reversed(ctx.on_stop):
-        await hook()
+    await _RUNNING.pop(id(ctx)).aclose()
 
 
 async def wait_for(cond, timeout=5.0):
@@ -95,7 +105,7 @@ async def test_published_indicator_is_matched_within_one_pull_and_survives_resta
     ctx = collector_ctx(tmp_path, national_section(center, test_ca.cert))
     setup(ctx)
     await start(ctx)
-    comp = ctx.services["national"]
+    comp = ctx.ports.national_link
     assert await wait_for(lambda: comp.puller.state.last_success > 0)
     assert ctx.pipeline.process([net_event("203.0.113.50")]) == []
 
@@ -114,14 +124,14 @@ async def test_published_indicator_is_matched_within_one_pull_and_survives_resta
     await center.stop_listening()
     ctx2 = collector_ctx(tmp_path, national_section(center, test_ca.cert))
     setup(ctx2)
-    assert len(ctx2.services["indicators"].set) == 1
+    assert len(ctx2.ports.indicators.set) == 1
     assert len(ctx2.pipeline.process([net_event("203.0.113.50")])) == 1
 
 
 async def test_etag_makes_repeated_pulls_cheap(center, test_ca, tmp_path):
     ctx = collector_ctx(tmp_path, national_section(center, test_ca.cert))
     setup(ctx)
-    comp = ctx.services["national"]
+    comp = ctx.ports.national_link
     assert await comp.puller.pull_once() is True
     assert await comp.puller.pull_once() is False
     assert comp.puller.state.not_modified == 1
@@ -131,7 +141,7 @@ async def test_etag_makes_repeated_pulls_cheap(center, test_ca, tmp_path):
 async def test_check_metrics_and_coverage_view(center, test_ca, tmp_path):
     ctx = collector_ctx(tmp_path, national_section(center, test_ca.cert))
     setup(ctx)
-    comp = ctx.services["national"]
+    comp = ctx.ports.national_link
     await comp.check_once()
     rep = comp.state.last_check
     assert rep.ok, rep.table()
@@ -155,17 +165,17 @@ async def test_summaries_are_injected_for_each_system(center, test_ca, tmp_path)
     ctx = collector_ctx(tmp_path, national_section(center, test_ca.cert),
                         outputs={"store": {}, "national": {}})
     setup(ctx)
-    comp = ctx.services["national"]
+    comp = ctx.ports.national_link
     await start(ctx)
     assert ctx.pipeline.stages[-1] is comp.summary  # appended last, at start
     ctx.pipeline.process([net_event("192.0.2.1") for _ in range(4)])
     assert await comp.emit_summaries() == 1
-    [summary] = [e for e in ctx.services["injected"] if e["event"]["dataset"] == "national.summary"]
+    [summary] = [e for e in INJECTED[id(ctx)] if e["event"]["dataset"] == "national.summary"]
     assert summary["canhgac"]["summary"]["events"] == 4
     assert summary["canhgac"]["summary"]["agents"]["coverage"] == 1.0
     ctx.pipeline.process([net_event("192.0.2.1")])
     await stop(ctx)  # the partial period is spooled on the way out
-    summaries = [e for e in ctx.services["injected"] if e["event"]["dataset"] == "national.summary"]
+    summaries = [e for e in INJECTED[id(ctx)] if e["event"]["dataset"] == "national.summary"]
     assert [s["canhgac"]["summary"]["events"] for s in summaries] == [4, 1]
 
 
@@ -238,7 +248,7 @@ async def test_wired_through_the_real_collector_app(center, test_ca, tmp_path):
         await ctx.spool.append([orjson.dumps(alert)], PRIORITY_SECURITY)
         assert await ctx.deliveries["national"].flush(timeout=10)
         assert center.storage.event_ids() == [alert["event"]["id"]]
-        comp = ctx.services["national"]
+        comp = ctx.ports.national_link
         assert comp.last_delivery.keys() == {"dvc"}
         text = generate_latest(ctx.registry).decode()
         assert "canhgac_national_reports_delivered_total 1.0" in text

@@ -50,7 +50,8 @@ from canhgac.timeutil import from_epoch
 from canhgac.tls import issue_cert
 from collector.auth import AuthStore
 from collector.config import CollectorConfig, TlsConfig
-from collector.context import CollectorContext
+from collector.context import CollectorContext, Ports
+from collector.fleet import Presence
 from collector.inventory import load_inventory
 from collector.metrics import IngestMetrics, PipelineCollector
 from collector.pipeline import Pipeline
@@ -159,12 +160,8 @@ async def running_collector(tmp_path: Path, test_ca) -> Collector:  # type: igno
     cfg = CollectorConfig(
         state_dir=tmp_path / "state", inventory=inv_path, heartbeat_interval=1.0,  # type: ignore[arg-type]
         tls=TlsConfig(cert=cert.cert, key=cert.key, ca=test_ca.cert),
-        coverage={"offline_after": f"{OFFLINE_AFTER:g}s", "cache_ttl": f"{CACHE_TTL:g}s"},
-    )
-    ctx = CollectorContext(
-        config=cfg, source="collector.yaml", state_dir=cfg.state_dir, app=web.Application(),
-        registry=CollectorRegistry(), pipeline=Pipeline(), auth=AuthStore(tmp_path / "auth.db"),
-        inventory=load_inventory(inv_path),
+        offline_after=OFFLINE_AFTER,  # type: ignore[arg-type]
+        coverage={"cache_ttl": f"{CACHE_TTL:g}s"},
     )
     agents = [
         FakeAgent("a1", "cong-ttdt", "portal-01", dict.fromkeys(ALL_PROBES, {"running": True})),
@@ -175,8 +172,16 @@ async def running_collector(tmp_path: Path, test_ca) -> Collector:  # type: igno
     agents[3].stop()  # his-01 has been offline since before the scrape started
     agents[3].stopped_at -= 600
     national = NationalStandIn()
-    ctx.services["agents"] = Agents(agents)
-    ctx.services["national"] = national
+
+    async def no_inject(_events: list[dict]) -> None:
+        raise AssertionError("nothing is injected in this test")
+
+    ctx = CollectorContext(
+        config=cfg, source="collector.yaml", state_dir=cfg.state_dir, app=web.Application(),
+        registry=CollectorRegistry(), pipeline=Pipeline(), auth=AuthStore(tmp_path / "auth.db"),
+        inventory=load_inventory(inv_path), inject=no_inject,
+        ports=Ports(agents=Agents(agents), presence=Presence.of(cfg), national_link=national),
+    )
     ctx.registry.register(national)
 
     # The components under test, wired as the collector app wires them.
@@ -215,13 +220,10 @@ async def running_collector(tmp_path: Path, test_ca) -> Collector:  # type: igno
     site = web.TCPSite(runner, "127.0.0.1", 0)
     await site.start()
     port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
-    for hook in ctx.on_start:
-        await hook()
     try:
-        yield Collector(ctx, agents, f"127.0.0.1:{port}", inv_path)
+        async with ctx.running_lifespans():
+            yield Collector(ctx, agents, f"127.0.0.1:{port}", inv_path)
     finally:
-        for hook in ctx.on_stop:
-            await hook()
         await runner.cleanup()
         ctx.auth.close()
 
@@ -435,7 +437,8 @@ async def test_real_collector_scraped_by_prometheus(tmp_path: Path,
     inv.write_text(yaml.safe_dump(_inventory_yaml(), allow_unicode=True), encoding="utf-8")
     running, runner = await start_collector(tmp_path, {
         "inventory": str(inv), "heartbeat_interval": 1,
-        "coverage": {"offline_after": f"{OFFLINE_AFTER:g}s", "cache_ttl": f"{CACHE_TTL:g}s"},
+        "offline_after": f"{OFFLINE_AFTER:g}s",
+        "coverage": {"cache_ttl": f"{CACHE_TTL:g}s"},
     }, components=None)
     alive = {"portal-01": True, "portal-02": True, "dvc-01": True}
     tokens: dict[str, str] = {}

@@ -50,7 +50,7 @@ def _ids(res: dict[str, Any]) -> set[str]:
 
 async def test_tokens_are_required_and_checked(api) -> None:
     running, _ = api
-    ops = running.ctx.services["operators"]
+    ops = running.ctx.ports.operators
     status, body = await _search(api, None, query="*")
     assert status == 401 and "token" in body["error"]
     status, _ = await _search(api, "cgo_0000.wrong", query="*")
@@ -66,7 +66,7 @@ async def test_tokens_are_required_and_checked(api) -> None:
 
 async def test_bad_requests_name_the_problem(api) -> None:
     running, _ = api
-    token = running.ctx.services["operators"].create("a", "admin", Scope.everything())
+    token = running.ctx.ports.operators.create("a", "admin", Scope.everything())
     status, body = await _search(api, token, query="source.port:[1 TO x]")
     assert status == 400 and body["position"] == 19 and "integers" in body["message"]
     status, body = await _search(api, token, query="*", bogus=1)
@@ -93,7 +93,7 @@ ESCAPES = [
 @pytest.mark.parametrize("query", ESCAPES)
 async def test_a_unit_viewer_never_sees_another_unit(api, query: str) -> None:
     running, _ = api
-    token = running.ctx.services["operators"].create("v", "viewer", Scope(units=(YTE,)))
+    token = running.ctx.ports.operators.create("v", "viewer", Scope(units=(YTE,)))
     for top in ("canhgac.unit.name", "canhgac.system.id", "host.name"):
         status, res = await _search(api, token, query=query, top=top, top_size=50,
                                     histogram="10m")
@@ -112,7 +112,7 @@ async def test_a_unit_viewer_never_sees_another_unit(api, query: str) -> None:
 
 async def test_system_scope_and_mixed_scope(api) -> None:
     running, _ = api
-    ops = running.ctx.services["operators"]
+    ops = running.ctx.ports.operators
     tok = ops.create("s", "viewer", Scope.parse("system:hd-egov,unit:Sở Y tế"))
     status, res = await _search(api, tok, query="*")
     hd = {e["event"]["id"] for e in EVENTS if e["canhgac"]["system"]["id"] == "hd-egov"}
@@ -121,7 +121,7 @@ async def test_system_scope_and_mixed_scope(api) -> None:
 
 async def test_cli_query_through_the_collector(api, capsys) -> None:
     running, _ = api
-    token = running.ctx.services["operators"].create("cli", "viewer", Scope(units=(YTE,)))
+    token = running.ctx.ports.operators.create("cli", "viewer", Scope(units=(YTE,)))
     args = ["query", "event.dataset:auth", "--from", WINDOW[0], "--to", WINDOW[1],
             "--collector", running.url, "--ca", str(running.ca), "--token", token,
             "--format", "json"]

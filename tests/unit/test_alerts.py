@@ -113,7 +113,7 @@ async def test_fallback_refuses_non_loopback_even_with_token(tmp_path: Path) -> 
     req = make_mocked_request("GET", "/v1/alerts", headers={"Authorization": f"Bearer {token}"},
                               transport=transport)
     with pytest.raises(web.HTTPForbidden):
-        await Access({}, tmp_path / "admin.token").principal(req)
+        await Access(None, tmp_path / "admin.token").principal(req)
 
 
 @pytest.mark.parametrize(
@@ -145,7 +145,7 @@ async def test_real_operator_store_roles_and_scope(tmp_path: Path, store: AlertS
     viewer = ops.create("auditor", "viewer", Scope.everything())
     a, b = alert(system="s3"), alert(system="s4", unit="Sở Thông tin và Truyền thông")
     store.register([a, b])
-    client = await _client(store, tmp_path, {"operators": ops})
+    client = await _client(store, tmp_path, ops)
     try:
         r = await client.get("/v1/alerts", headers={"Authorization": f"Bearer {analyst}"})
         assert [x["system_id"] for x in (await r.json())["alerts"]] == ["s3"]
@@ -177,7 +177,7 @@ async def test_admin_token_from_network_goes_to_operator_service(tmp_path: Path)
     req = make_mocked_request("GET", "/v1/alerts", headers={"Authorization": f"Bearer {token}"},
                               transport=transport)
     with pytest.raises(web.HTTPUnauthorized):
-        await Access({"operators": _NoOperators()}, tmp_path / "admin.token").principal(req)
+        await Access(_NoOperators(), tmp_path / "admin.token").principal(req)
 
 
 class _NoOperators:
@@ -213,9 +213,9 @@ def _inventory() -> InventoryHolder:
         {"id": "s4", "name": "Cổng", "unit": "Sở Thông tin và Truyền thông", "level": 2}]}, "t"))
 
 
-async def _client(store: AlertStore, tmp_path: Path, services: dict) -> TestClient:
+async def _client(store: AlertStore, tmp_path: Path, operators: Any = None) -> TestClient:
     app = web.Application()
-    app.add_routes(AlertsAPI(store, Access(services, ensure_token(tmp_path)), _inventory()).routes())
+    app.add_routes(AlertsAPI(store, Access(operators, ensure_token(tmp_path)), _inventory()).routes())
     client = TestClient(TestServer(app, host="127.0.0.1", port=0))
     await client.start_server()
     return client
@@ -225,7 +225,7 @@ async def test_api_admin_token_fallback(store: AlertStore, tmp_path: Path) -> No
     a = alert()
     aid = a["event"]["id"]
     store.register([a])
-    client = await _client(store, tmp_path, {})
+    client = await _client(store, tmp_path)
     token = read_token(tmp_path / "admin.token")
     auth = {"Authorization": f"Bearer {token}"}
     try:
@@ -260,7 +260,7 @@ async def test_api_admin_token_fallback(store: AlertStore, tmp_path: Path) -> No
 async def test_api_operator_scope_and_roles(store: AlertStore, tmp_path: Path) -> None:
     mine, other = alert(system="s3"), alert(system="s4", unit="Sở Thông tin và Truyền thông")
     store.register([mine, other])
-    client = await _client(store, tmp_path, {"operators": Operators()})
+    client = await _client(store, tmp_path, Operators())
     yte = {"Authorization": "Bearer t-yte"}
     try:
         r = await client.get("/v1/alerts", headers=yte)

@@ -24,8 +24,9 @@ from canhgac.schema import new_event
 from collector.alerts import cli as alerts_cli
 from collector.auth import AuthStore
 from collector.config import CollectorConfig, TlsConfig
-from collector.context import CollectorContext
+from collector.context import CollectorContext, Ports
 from collector.coverage import cli as coverage_cli
+from collector.fleet import Presence
 from collector.inventory import InventoryHolder, parse_inventory
 from collector.pipeline import Pipeline
 
@@ -39,10 +40,16 @@ class Server:
             {"id": "cong-ttdt", "name": "Cổng thông tin điện tử tỉnh", "unit": UNIT, "level": 3,
              "onsite": {"team": [{"name": "Nguyễn Văn An"}]}},
             {"id": "his", "name": "Hệ thống quản lý bệnh viện", "unit": "Sở Y tế", "level": 2}]}, "t")
+        auth = AuthStore(tmp / "auth.db")
+
+        async def no_inject(_events: list[dict]) -> None:
+            raise AssertionError("nothing is injected in this test")
+
         self.ctx = CollectorContext(config=cfg, source="t", state_dir=cfg.state_dir,
                                     app=web.Application(), registry=CollectorRegistry(),
-                                    pipeline=Pipeline(), auth=AuthStore(tmp / "auth.db"),
-                                    inventory=InventoryHolder(inv))
+                                    pipeline=Pipeline(), auth=auth,
+                                    inventory=InventoryHolder(inv), inject=no_inject,
+                                    ports=Ports(agents=auth, presence=Presence.of(cfg)))
         collector.alerts.setup(self.ctx)
         collector.coverage.setup(self.ctx)
         self.alert = new_event("alert", kind="alert", rule={"id": "r", "name": "Đăng nhập bất thường"})
@@ -72,7 +79,7 @@ class Server:
     def __exit__(self, *exc: object) -> None:
         self.loop.call_soon_threadsafe(self.loop.stop)
         self.thread.join(10)
-        self.ctx.services["alerts"].close()
+        self.ctx.ports.alerts.close()  # type: ignore[union-attr]
         self.ctx.auth.close()
 
 

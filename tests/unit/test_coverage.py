@@ -15,6 +15,7 @@ from collector.coverage.metrics import CoverageCollector
 from collector.coverage.model import compute
 from collector.coverage.render import _width, render
 from collector.coverage.service import CoverageService
+from collector.fleet import Presence
 from collector.inventory import InventoryHolder, parse_inventory
 
 ICT = dt.timezone(dt.timedelta(hours=7))
@@ -63,7 +64,7 @@ def report(holder: InventoryHolder | None = None, *, agents=(), acks=None, link=
            now: float = NOW, cfg: CoverageConfig | None = None):
     holder = holder or inventory()
     return compute(holder.current, cfg or CoverageConfig(), now, agents=list(agents),
-                   acks=acks or {}, link=link, offline_after=90)
+                   acks=acks or {}, link=link, presence=Presence(90))
 
 
 def s3(r):  # type: ignore[no-untyped-def]
@@ -291,8 +292,8 @@ class Agents:
 def test_service_caches_and_invalidates_on_inventory_change() -> None:
     holder = inventory()
     clock = Clock(NOW)
-    svc = CoverageService(holder, CoverageConfig(), services={"agents": Agents([])},
-                          heartbeat_interval=30, clock=clock)
+    svc = CoverageService(holder, CoverageConfig(), agents=Agents([]), presence=Presence(90),
+                          clock=clock)
     first = svc.report()
     assert svc.report() is first
     clock.t += 6
@@ -304,7 +305,7 @@ def test_service_caches_and_invalidates_on_inventory_change() -> None:
 
 def test_metrics_exposition() -> None:
     holder = inventory()
-    svc = CoverageService(holder, CoverageConfig(), services={}, heartbeat_interval=30,
+    svc = CoverageService(holder, CoverageConfig(), agents=Agents([]), presence=Presence(90),
                           clock=Clock(NOW))
     reg = CollectorRegistry()
     reg.register(CoverageCollector(svc, holder))

@@ -230,15 +230,16 @@ def test_user_rules_dir_is_loaded_with_its_ruleset(tmp_path: Path) -> None:
 
 def _ctx(raw: dict) -> SimpleNamespace:
     config = load_section({"detection": raw, "heartbeat_interval": "10s"}, CollectorConfig, "c.yaml")
+    started: list[object] = []
     return SimpleNamespace(config=config, source="c.yaml", pipeline=Pipeline(),
-                           registry=CollectorRegistry(), services={}, on_start=[], on_stop=[])
+                           registry=CollectorRegistry(), started=started,
+                           add_startable=started.append)
 
 
 def test_setup_adds_the_stage_and_metrics() -> None:
     ctx = _ctx({"throttle": "1m"})
     engine = setup(ctx)  # type: ignore[arg-type]
     assert engine is not None and ctx.pipeline.stages == [engine]
-    assert ctx.services["detect"] is engine
     assert engine.limits.throttle == 60 and engine.limits.heartbeat_interval == 10
     batch = [{"@timestamp": "2026-11-23T10:00:00Z",
               "event": {"dataset": "process", "id": "p1"},
@@ -251,7 +252,7 @@ def test_setup_adds_the_stage_and_metrics() -> None:
     assert "canhgac_detect_events_total 1.0" in text
     assert "canhgac_detect_rules" in text
     assert 'canhgac_detect_reloads_total{result="ok"} 0.0' in text
-    assert len(ctx.on_start) == 1 and len(ctx.on_stop) == 1
+    assert len(ctx.started) == 1  # the rule watcher: started and stopped with the collector
 
 
 def test_setup_disabled_and_bad_config() -> None:

@@ -245,25 +245,25 @@ async def test_delivery_loop_retries_only_failed_items_until_delivered(fake_es, 
     assert loop.stats.dead_events == 0
 
 
-async def test_build_registers_services_and_hooks(tmp_path) -> None:
+async def test_build_registers_metrics_and_the_lag_lifespan(tmp_path) -> None:
     from shipper.outputs.elasticsearch import build
 
     class Ctx:
         source = "c.yaml"
+        state_dir = tmp_path
         registry = CollectorRegistry()
-        services: dict[str, Any] = {}
-        on_start: list[Any] = []
-        on_stop: list[Any] = []
+        lifespans: list[Any] = []
         spool = None
+
+        def add_lifespan(self, lifespan: Any) -> None:
+            self.lifespans.append(lifespan)
 
     ctx = Ctx()
     out = build({"hosts": ["http://127.0.0.1:9"], "batch_events": 100, "concurrency": 3}, ctx)
-    assert ctx.services["elasticsearch"] is out
     assert out.delivery_config == {"batch_events": 100, "batch_bytes": 8 * 1024 * 1024,
                                    "concurrency": 3}
-    for hook in ctx.on_start:
-        await hook()
-    for hook in ctx.on_stop:
-        await hook()
+    assert len(ctx.lifespans) == 1
+    async with ctx.lifespans[0]():
+        pass
     assert ctx.registry.get_sample_value("canhgac_elasticsearch_up") == 0.0
     await out.close()

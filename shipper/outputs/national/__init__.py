@@ -12,6 +12,7 @@ from typing import Any
 
 from canhgac.errors import ConfigError
 from canhgac.national.client import NationalClient
+from shipper.output import BuildContext
 from shipper.outputs.national.config import (
     LinkConfig,
     NationalOutputConfig,
@@ -20,7 +21,7 @@ from shipper.outputs.national.config import (
     load_output,
 )
 from shipper.outputs.national.encoder import Encoder
-from shipper.outputs.national.policy import Policy
+from shipper.outputs.national.policy import Policy, SystemDirectory
 from shipper.outputs.national.redact import Redactor
 from shipper.outputs.national.service import NationalOutput
 
@@ -32,7 +33,7 @@ def make_output(
     secret: bytes,
     config: NationalOutputConfig,
     *,
-    inventory: Any = None,
+    inventory: SystemDirectory | None = None,
     state_dir: Path | None = None,
 ) -> NationalOutput:
     encoder = Encoder(
@@ -43,18 +44,14 @@ def make_output(
     return NationalOutput(NationalClient(link, secret, "canhgac-collector"), encoder)
 
 
-def build(raw: Any, ctx: Any) -> NationalOutput:
-    """Collector factory: validates ``outputs.national`` and ``national.link``."""
+def build(raw: Any, ctx: BuildContext, *, national_section: Any,
+          inventory: SystemDirectory | None) -> NationalOutput:
+    """Collector factory: validates ``outputs.national`` and the ``national:`` section's link."""
     source = ctx.source
     config = load_output(raw, source)
-    link = load_link(getattr(ctx.config, "national", None), source)
+    link = load_link(national_section, source)
     if not link.configured:
         raise ConfigError(source, "national.link.url",
                           "is required when outputs.national is configured")
-    output = make_output(link, link.secret_bytes(source), config,
-                         inventory=getattr(ctx, "inventory", None),
-                         state_dir=getattr(ctx, "state_dir", None))
-    services = getattr(ctx, "services", None)
-    if isinstance(services, dict):
-        services["national.output"] = output  # the national component exports its counters
-    return output
+    return make_output(link, link.secret_bytes(source), config, inventory=inventory,
+                       state_dir=ctx.state_dir)

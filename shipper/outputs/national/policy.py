@@ -14,7 +14,7 @@ sharing one the policy was unsure about.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Protocol
 
 from canhgac.national.vocabulary import (  # noqa: F401  (re-exported)
     SEVERITY_NUMBER,
@@ -33,7 +33,17 @@ FILTERED_REASONS = ("below_severity", "alerts_disabled", "summaries_disabled", "
                     "system_opted_out", "malformed")
 
 
-def _opted_out(inventory: Any, system_id: Any) -> bool:
+class SystemDirectory(Protocol):
+    """The inventory as the policy reads it (the collector's InventoryHolder).
+
+    A system's ``level`` (int) and ``national`` flag (bool, mapping or object with
+    ``enabled``) are read defensively: an inventory problem must not stop sharing.
+    """
+
+    def system(self, system_id: str) -> Any: ...
+
+
+def _opted_out(inventory: SystemDirectory | None, system_id: Any) -> bool:
     """Read the per-system ``national`` flag defensively (bool, object or mapping)."""
     if inventory is None or not isinstance(system_id, str):
         return False
@@ -53,7 +63,7 @@ def _opted_out(inventory: Any, system_id: Any) -> bool:
     return getattr(flag, "enabled", True) is False
 
 
-def _level(event: dict[str, Any], inventory: Any) -> int | None:
+def _level(event: dict[str, Any], inventory: SystemDirectory | None) -> int | None:
     level = get_path(event, "canhgac.system.level")
     if isinstance(level, int) and not isinstance(level, bool):
         return level
@@ -71,7 +81,7 @@ def _level(event: dict[str, Any], inventory: Any) -> int | None:
 class Policy:
     """Decides per event; ``inventory`` is the collector's InventoryHolder (or None)."""
 
-    def __init__(self, config: PolicyConfig, inventory: Any = None) -> None:
+    def __init__(self, config: PolicyConfig, inventory: SystemDirectory | None = None) -> None:
         self.config = config
         self.inventory = inventory
 

@@ -15,7 +15,7 @@ import orjson
 
 from canhgac.config import Duration, load_section
 from canhgac.sqlite import connect as sqlite_connect
-from shipper.output import Batch, SendResult
+from shipper.output import Batch, BuildContext, SendResult
 from shipper.outputs.store.schema import SCHEMA
 
 
@@ -103,9 +103,7 @@ class StoreOutput:
             self._executor = None
 
 
-def build(raw: Any, ctx: Any) -> StoreOutput:
+def build(raw: Any, ctx: BuildContext) -> StoreOutput:
     cfg = load_section(raw, StoreConfig, ctx.source, "outputs.store")
     path = cfg.path or (ctx.state_dir / "events.db")
-    out = StoreOutput(cfg, Path(path))
-    ctx.services["store"] = out
-    return out
+    return StoreOutput(cfg, Path(path))

@@ -1,0 +1,63 @@
+"""The ports collector components meet through: each a small protocol, named for its use.
+
+A component that consumes another's capability types its constructor argument
+with one of these, never with the provider's class or a service looked up by
+name, so a rename breaks the type check instead of silently zeroing a number.
+Providers satisfy them structurally (``AuthStore`` is an ``AgentDirectory``,
+``AlertStore`` an ``AlertLedger`` ...).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Sequence
+from typing import TYPE_CHECKING, Any, Protocol
+
+from aiohttp import web
+
+if TYPE_CHECKING:
+    from collector.alerts.access import Principal
+    from collector.auth import AgentRecord
+    from collector.search.operators import Operator
+
+Event = dict[str, Any]
+# Spools events that the collector makes itself (alerts from timers, summaries)
+# through the pipeline, as ingest does for agents' events.
+Inject = Callable[[list[Event]], Awaitable[None]]
+# system id -> [(raised, acknowledged or None)], for alerts raised since a time.
+AckTimes = dict[str, list[tuple[float, float | None]]]
+
+
+class AgentDirectory(Protocol):
+    """Every enrolled agent with its last heartbeat (collector.auth.AuthStore)."""
+
+    def agents(self) -> Sequence[AgentRecord]: ...
+
+
+class AlertLedger(Protocol):
+    """Alert lifecycle facts that layer 1 is scored on (collector.alerts.AlertStore)."""
+
+    def ack_times(self, since: float) -> AckTimes: ...
+
+    def counts(self) -> dict[tuple[str, str], int]: ...
+
+
+class NationalLinkStatus(Protocol):
+    """Layer 4 as the national component sees it (collector.national.NationalComponent)."""
+
+    @property
+    def link_up(self) -> bool: ...
+
+    @property
+    def last_delivery(self) -> dict[str, float]: ...
+
+
+class OperatorAuthenticator(Protocol):
+    """SOC operator tokens (collector.search.operators.OperatorStore)."""
+
+    def authenticate(self, request: web.Request, minimum_role: str = "viewer") -> Operator: ...
+
+
+class PrincipalResolver(Protocol):
+    """Who is asking, for every operator-facing API (collector.alerts.access.Access)."""
+
+    async def principal(self, request: web.Request) -> Principal: ...
