@@ -15,6 +15,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from canhgac.health import LinkHealth
 from shipper.output import Batch, Output, PermanentError, SendResult, TransientError
 from shipper.queue import DurableQueue, Lease
 from shipper.retry import Backoff
@@ -23,17 +24,14 @@ log = logging.getLogger(__name__)
 
 
 @dataclass(slots=True)
-class DeliveryStats:
-    """Exact counters, exported by the process that owns the loop."""
+class DeliveryStats(LinkHealth):
+    """Exact counters, exported by the process that owns the loop (plus up/last_error)."""
 
     delivered_events: int = 0
     retried_events: int = 0
     dead_events: int = 0
     batches: int = 0
     send_errors: int = 0
-    last_success: float = 0.0
-    last_error: str = ""
-    up: bool = False
     extra: dict[str, int] = field(default_factory=dict)
 
 
@@ -141,10 +139,7 @@ class DeliveryLoop:
 
     def _note_error(self, message: str) -> None:
         self.stats.send_errors += 1
-        self.stats.up = False
-        if message != self.stats.last_error:
-            log.warning("output %s: %s", self.output.name, message)
-        self.stats.last_error = message
+        self.stats.failed(message, log, f"output {self.output.name}")
 
     async def _deliver(self, lease: Lease) -> None:
         lines = lease.lines
@@ -173,8 +168,7 @@ class DeliveryLoop:
                 if self._stopping.is_set():
                     return
                 continue
-            self.stats.up = True
-            self.stats.last_success = time.time()
+            self.stats.succeeded()
             dead_idx = {i for i, _ in result.dead}
             retry_idx = set(result.retry) - dead_idx
             if result.dead:

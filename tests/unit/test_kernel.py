@@ -100,3 +100,20 @@ def test_example_configs_load():
 
     load_file(ROOT / "configs/collector.yaml", CollectorConfig)
     load_file(ROOT / "configs/agent.yaml", AgentConfig)
+
+
+def test_link_health_logs_a_new_error_or_a_fall_once(caplog) -> None:  # type: ignore[no-untyped-def]
+    import logging
+
+    from canhgac.health import LinkHealth
+
+    log = logging.getLogger("test.link")
+    h = LinkHealth()
+    with caplog.at_level(logging.WARNING, logger="test.link"):
+        h.failed("refused", log, "out")
+        h.failed("refused", log, "out")  # same error, still down: said already
+        h.failed("timeout", log, "out")  # a different error: said
+        h.succeeded(now=5.0)
+        h.failed("timeout", log, "out")  # down again after being up: said again
+    assert [r.getMessage() for r in caplog.records] == ["out: refused", "out: timeout", "out: timeout"]
+    assert not h.up and h.last_error == "timeout" and h.last_success == 5.0

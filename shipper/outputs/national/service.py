@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 
 import aiohttp
 
+from canhgac.health import LinkHealth
 from canhgac.national.client import NationalClient
 from shipper.output import Batch, SendResult, TransientError
 from shipper.outputs.national.encoder import Encoder
@@ -26,7 +27,7 @@ log = logging.getLogger(__name__)
 
 
 @dataclass
-class OutputCounters:
+class OutputCounters(LinkHealth):
     """Exact, monotonic counts; the collector exports them as Prometheus counters."""
 
     delivered: int = 0  # lines the center accepted or already had
@@ -39,9 +40,7 @@ class OutputCounters:
     failed_requests: int = 0  # transport errors, 5xx, 429
     requests: int = 0
     bytes_sent: int = 0
-    last_success: float = 0.0
     last_rtt: float = 0.0
-    last_error: str = ""
     # system id -> time a report of it was last accepted (layer-4 coverage reads this)
     last_delivery: dict[str, float] = field(default_factory=dict)
 
@@ -127,9 +126,8 @@ class NationalOutput:
                 self.counters.failed_requests += 1
                 self._fail("malformed acknowledgement")
                 raise TransientError("national center sent a malformed acknowledgement")
-            self.counters.last_success = time.time()
+            self.counters.succeeded()
             self.counters.last_rtt = reply.rtt
-            self.counters.last_error = ""
             return ack
         reason = _error_code(reply)
         retry_after = _retry_after(reply)
@@ -150,9 +148,7 @@ class NationalOutput:
         raise TransientError(f"national center answered {reply.status} ({reason})", retry_after)
 
     def _fail(self, message: str) -> None:
-        if message != self.counters.last_error:
-            log.warning("national output: %s", message)
-        self.counters.last_error = message
+        self.counters.failed(message, log, "national output")
 
 
 def _error_code(reply: object) -> str:
