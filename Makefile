@@ -12,7 +12,7 @@ STAMP := $(VENV)/.installed
 help:
 	@echo "make run    start collector + agent + mock national center locally (canhgac up)"
 	@echo "make test   install everything the tests need and run the whole suite"
-	@echo "make lint   ruff"
+	@echo "make lint   ruff + mypy --strict (kernel, shipper, collector)"
 	@echo "make lock   re-pin requirements.lock from pyproject.toml"
 
 $(STAMP): requirements.lock pyproject.toml
@@ -37,6 +37,7 @@ unit: $(STAMP)
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
+	$(BIN)/mypy
 
 lock:
 	$(PYTHON) -m pip install -q uv && $(PYTHON) -m uv pip compile pyproject.toml --extra test -o requirements.lock --python-version 3.11

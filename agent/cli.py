@@ -28,7 +28,7 @@ collector acknowledges it. SIGTERM/Ctrl-C stops it within a few seconds, losing 
 """
 
 
-def register(sub: argparse._SubParsersAction) -> None:
+def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = sub.add_parser(
         "agent",
         help="run the host agent, enroll it, show its status / agent giám sát trên máy chủ",

@@ -38,7 +38,7 @@ class Secret(str):
         return "Secret('***')"
 
 
-def field_meta(doc: str = "", *, min: float | None = None, max: float | None = None) -> dict:
+def field_meta(doc: str = "", *, min: float | None = None, max: float | None = None) -> dict[str, Any]:
     return {"doc": doc, "min": min, "max": max}
 
 
@@ -118,7 +118,7 @@ def convert(value: Any, tp: Any, source: str, path: str) -> Any:
                 v, val_tp, source, _join(path, str(k))
             )
         return out
-    if dataclasses.is_dataclass(tp):
+    if isinstance(tp, type) and dataclasses.is_dataclass(tp):
         return load_section(value, tp, source, path)
     if tp is Duration:
         if isinstance(value, str):

@@ -8,7 +8,7 @@ import platform
 from canhgac import __version__
 
 
-def register(sub: argparse._SubParsersAction) -> None:
+def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = sub.add_parser("version", help="print version information")
     p.set_defaults(func=run)
 

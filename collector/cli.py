@@ -16,7 +16,7 @@ from canhgac.timeutil import parse_duration
 EXTENSIONS: tuple[str, ...] = ("collector.search.cli",)
 
 
-def register(sub: argparse._SubParsersAction) -> None:
+def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = sub.add_parser(
         "collector",
         help="run the collector; manage enrollment tokens and agents",

@@ -13,7 +13,7 @@ from pathlib import Path
 DEFAULT_PATH = Path("configs/inventory.yaml")
 
 
-def register(sub: argparse._SubParsersAction) -> None:
+def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = sub.add_parser("inventory", help="validate or show the inventory of information systems")
     isub = p.add_subparsers(dest="inventory_command", metavar="ACTION", required=True)
     v = isub.add_parser("validate", help="check an inventory file; exit 2 with file, key and problem")
@@ -29,7 +29,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def _resolve(args: argparse.Namespace) -> Path:
     if args.file is not None:
-        return args.file
+        return Path(args.file)
     if args.config is not None:
         from collector.config import load
 

@@ -9,7 +9,7 @@ from pathlib import Path
 from canhgac.errors import UserError
 
 
-def register(sub: argparse._SubParsersAction) -> None:
+def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = sub.add_parser(
         "national-mock",
         help="mock national monitoring center (NCSC) for tests, demos and rehearsal",

@@ -30,7 +30,7 @@ from canhgac.errors import UserError
 DEMO_UNIT = "Sở Thông tin và Truyền thông"
 
 
-def register(sub: argparse._SubParsersAction) -> None:
+def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = sub.add_parser(
         "up",
         help="start collector + agent (+ mock national center) locally / chạy toàn bộ hệ thống",

@@ -7,7 +7,7 @@ import datetime as dt
 import sys
 
 
-def register(sub: argparse._SubParsersAction) -> None:
+def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     from collector.alerts.client import add_connection_args
 
     p = sub.add_parser("alerts", help="list, show, acknowledge and resolve alerts")

@@ -20,6 +20,7 @@ import orjson
 from canhgac.schema import get_path
 from canhgac.sqlite import connect as sqlite_connect
 from canhgac.timeutil import parse_rfc3339
+from collector.ports import AckTimes
 
 STATUSES = ("open", "acknowledged", "resolved")
 MAX_NOTE = 2000
@@ -78,13 +79,13 @@ class AlertRecord:
         return d
 
 
-def _row(r: tuple) -> AlertRecord:
+def _row(r: tuple[Any, ...]) -> AlertRecord:
     values = list(r)
     values[-1] = orjson.loads(values[-1])
     return AlertRecord(*values)
 
 
-def _summary(doc: dict[str, Any], now: float) -> tuple:
+def _summary(doc: dict[str, Any], now: float) -> tuple[Any, ...]:
     event_id = get_path(doc, "event.id")
     ts = doc.get("@timestamp")
     try:
@@ -141,7 +142,8 @@ class AlertStore:
 
     def list(self, *, status: str | None = None, system_ids: list[str] | None = None,
              since: float | None = None, limit: int = 100) -> list[AlertRecord]:
-        where, args = [], []  # type: ignore[var-annotated]
+        where: list[str] = []
+        args: list[Any] = []
         if status:
             where.append("status=?")
             args.append(status)
@@ -194,7 +196,7 @@ class AlertStore:
                 (who, now, note[:MAX_NOTE], who, now, alert_id))
         return self.get(alert_id)  # type: ignore[return-value]
 
-    def ack_times(self, since: float) -> dict[str, list[tuple[float, float | None]]]:
+    def ack_times(self, since: float) -> AckTimes:
         """(created, acknowledged) per system for layer 1; one indexed range scan."""
         out: dict[str, list[tuple[float, float | None]]] = {}
         with self._lock:

@@ -11,7 +11,7 @@ import os
 import sys
 
 
-def register(sub: argparse._SubParsersAction) -> None:
+def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     from collector.alerts.client import add_connection_args
 
     p = sub.add_parser("coverage", help="4-layer coverage and level obligations per system")

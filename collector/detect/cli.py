@@ -11,10 +11,13 @@ from __future__ import annotations
 
 import argparse
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from collector.detect.loader import LoadedRule
 
 
-def register(sub: argparse._SubParsersAction) -> None:
+def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = sub.add_parser("rules", help="detection rules: validate and test")
     rsub = p.add_subparsers(dest="rules_command", metavar="SUBCOMMAND")
     t = rsub.add_parser(
@@ -29,7 +32,12 @@ def register(sub: argparse._SubParsersAction) -> None:
     t.add_argument("--heartbeat-interval", type=float, default=30.0, metavar="SECONDS",
                    help="collector heartbeat interval for absence rules (default 30)")
     t.set_defaults(func=run_test)
-    p.set_defaults(func=lambda args: (p.print_help(), 2)[1])
+
+    def usage(_args: argparse.Namespace) -> int:
+        p.print_help()
+        return 2
+
+    p.set_defaults(func=usage)
 
 
 def run_test(args: argparse.Namespace) -> int:
@@ -92,7 +100,7 @@ def read_ndjson(path: Path) -> list[dict[str, Any]]:
     return events
 
 
-def replay(loaded: list, events_path: Path, heartbeat_interval: float) -> list[dict[str, Any]]:
+def replay(loaded: list[LoadedRule], events_path: Path, heartbeat_interval: float) -> list[dict[str, Any]]:
     """Events in file order; the collector clock follows event time, ticking as it goes."""
     import time
 

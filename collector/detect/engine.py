@@ -108,7 +108,7 @@ class Engine:
             ev = doc.get("event")
             if ev.__class__ is not dict:
                 continue
-            handlers = index.get(ev.get("dataset"))
+            handlers = index.get(str(ev.get("dataset")))
             if handlers is None:
                 continue
             for handler in handlers:

@@ -59,18 +59,19 @@ def string_shape(value: SigmaString) -> tuple[str, str]:
     The four plain shapes cover nearly every real rule and are answered by str
     methods in C; only strings with inner wildcards fall back to a regex.
     """
-    parts = value.s
-    for p in parts:
+    parts: list[str | SpecialChars] = []
+    for p in value.s:  # typed by pySigma as a 1-tuple; it is any length
         if not isinstance(p, str | SpecialChars):
             raise UnsupportedValue(
                 f"placeholder %{getattr(p, 'name', p)}% (the expand modifier) is not supported"
             )
+        parts.append(p)
     if not parts:
         return "eq", ""
     lits = [p for p in parts if isinstance(p, str)]
     if _ONE not in parts:
         if len(parts) == 1 and lits:
-            return "eq", parts[0]
+            return "eq", lits[0]
         if len(parts) == 2 and parts[0] is _WILD and isinstance(parts[1], str):
             return "suffix", parts[1]
         if len(parts) == 2 and parts[1] is _WILD and isinstance(parts[0], str):
@@ -82,7 +83,7 @@ def string_shape(value: SigmaString) -> tuple[str, str]:
         if all(p is _WILD for p in parts):
             return "contains", ""
     pattern = "".join(
-        ".*" if p is _WILD else "." if p is _ONE else re.escape(p) for p in parts
+        re.escape(p) if isinstance(p, str) else ".*" if p is _WILD else "." for p in parts
     )
     return "regex", pattern
 

@@ -131,7 +131,7 @@ def parse_condition(cond: SigmaCondition) -> Any:
 def _unwrap(node: Any) -> Any:
     while isinstance(node, ParseResults):
         if len(node) != 1:
-            raise SigmaConditionError(f"cannot read condition part {node!r}")
+            raise SigmaConditionError(f"cannot read condition part {node!r}")  # type: ignore[no-untyped-call]
         node = node[0]
     if isinstance(node, ConditionItem) and not isinstance(
         node, ConditionIdentifier | ConditionSelector

@@ -12,7 +12,7 @@ is popped and re-inserted, so the oldest key is always ``next(iter(d))``.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
-from typing import Generic, TypeVar
+from typing import Any, Generic, TypeVar
 
 K = TypeVar("K")
 V = TypeVar("V")
@@ -33,7 +33,7 @@ class KeyedState(Generic[K, V]):
         self.idle = idle
         self.evicted = 0
         self.on_evict = on_evict
-        self._d: dict[K, list] = {}
+        self._d: dict[K, list[Any]] = {}  # key -> [last used, value]
 
     def __len__(self) -> int:
         return len(self._d)
@@ -57,7 +57,8 @@ class KeyedState(Generic[K, V]):
         else:
             slot[0] = now
         d[key] = slot
-        return slot[1]
+        value: V = slot[1]
+        return value
 
     def pop(self, key: K) -> V | None:
         slot = self._d.pop(key, None)

@@ -81,7 +81,7 @@ async def run_check(
     try:
         infos = await asyncio.wait_for(
             loop.getaddrinfo(host, port, type=socket.SOCK_STREAM), timeout)
-        addrs = list(dict.fromkeys(i[4][0] for i in infos))
+        addrs = list(dict.fromkeys(str(i[4][0]) for i in infos))
         rep.steps.append(Step("dns", True, time.perf_counter() - t, f"{host} -> {', '.join(addrs)}"))
     except (OSError, TimeoutError) as exc:
         rep.steps.append(Step("dns", False, time.perf_counter() - t, f"{host}: {_why(exc)}"))
@@ -109,6 +109,8 @@ async def run_check(
         der = sslobj.getpeercert(binary_form=True)
         version = sslobj.version()
         await _close(w)
+        if der is None:
+            raise ssl.SSLError("the center presented no certificate")
         cert = x509.load_der_x509_certificate(der)
         rep.cert_not_after = cert.not_valid_after_utc.timestamp()
         left = (rep.cert_not_after - time.time()) / 86400

@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Any
 
 
-def register(sub: argparse._SubParsersAction) -> None:
+def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = sub.add_parser("check", help="check connectivity of external links (national center)")
     checks = p.add_subparsers(dest="check_target", metavar="TARGET", required=True)
     n = checks.add_parser(

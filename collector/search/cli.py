@@ -8,7 +8,7 @@ import sys
 import orjson
 
 
-def register_collector(sub: argparse._SubParsersAction) -> None:
+def register_collector(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     """Add the operator subcommands under `canhgac collector` (called by collector.cli)."""
     from collector.cli import _state_args
 

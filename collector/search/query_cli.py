@@ -28,7 +28,7 @@ syntax: docs/query.md (field:value, "phrases", wildcards * ?, [a TO b], field:>=
 """
 
 
-def register(sub: argparse._SubParsersAction) -> None:
+def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = sub.add_parser(
         "query",
         help="search events (embedded store or a collector) / tìm kiếm sự kiện",
@@ -159,9 +159,9 @@ async def _remote(args: argparse.Namespace) -> int:
     except orjson.JSONDecodeError:
         body = {"error": raw[:200].decode("utf-8", "replace")}
     if status == 400 and "position" in body:
-        exc = QueryError(body.get("message", "invalid query"), int(body["position"]), args.query)
-        _show_query_error(exc)
-        raise exc
+        error = QueryError(body.get("message", "invalid query"), int(body["position"]), args.query)
+        _show_query_error(error)
+        raise error
     if status in (401, 403):
         raise UserError(f"collector refused the token ({status}): {body.get('error', '')}")
     if status != 200:

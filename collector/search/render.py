@@ -71,7 +71,7 @@ def _pct(doc: dict[str, Any], path: str) -> str:
 
 
 def _metrics_summary(doc: dict[str, Any]) -> str:
-    parts = []
+    parts: list[str] = []
     for label, path in (("cpu", "system.cpu.total.norm.pct"), ("cpu", "host.cpu.usage"),
                         ("mem", "system.memory.actual.used.pct")):
         v = _pct(doc, path)

@@ -83,7 +83,7 @@ class SearchService:
         assert self.operators is not None
         op = self.operators.authenticate(request, "viewer")
         if request.content_length is not None and request.content_length > MAX_BODY:
-            raise _json_error(web.HTTPRequestEntityTooLarge,  # type: ignore[arg-type]
+            raise _json_error(web.HTTPRequestEntityTooLarge,
                               {"error": f"request body larger than {MAX_BODY} bytes"})
         raw = await request.read()
         if len(raw) > MAX_BODY:

@@ -21,7 +21,7 @@ from canhgac.signing import load_secret
 FieldMode = Literal["hash", "redact", "truncate", "drop", "keep"]
 
 # Personal data that leaves the province only minimised, unless configured otherwise.
-DEFAULT_FIELDS: dict[str, str] = {
+DEFAULT_FIELDS: dict[str, FieldMode] = {
     "user.name": "hash",
     "user.id": "hash",
     "user.email": "hash",
@@ -81,7 +81,7 @@ class RedactConfig:
     truncate_ipv6_prefix: int = field(default=48, metadata=field_meta(min=0, max=128))
 
     def all_fields(self) -> dict[str, str]:
-        out = dict(self.fields)
+        out: dict[str, str] = dict(self.fields)
         out.update(self.extra_fields)
         return out
 

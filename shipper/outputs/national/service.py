@@ -15,6 +15,7 @@ import logging
 import time
 from collections import Counter
 from dataclasses import dataclass, field
+from typing import Any
 
 import aiohttp
 
@@ -91,7 +92,7 @@ class NationalOutput:
         self.counters.filtered.update(enc.filtered)
         return result
 
-    def _account(self, ack: dict, indexes: list[int], result: SendResult) -> None:
+    def _account(self, ack: dict[str, Any], indexes: list[int], result: SendResult) -> None:
         # Center error indexes are positions in the NDJSON we sent, which is
         # exactly ``indexes`` in order (one line per shared event).
         dead: dict[int, str] = {}
@@ -107,7 +108,7 @@ class NationalOutput:
             self.counters.duplicates += int(ack.get("duplicates", 0) or 0)
         self.counters.delivered += len(indexes) - len(dead)
 
-    async def _post(self, batch_id: str, body: bytes, gz: bytes) -> dict:
+    async def _post(self, batch_id: str, body: bytes, gz: bytes) -> dict[str, Any]:
         self.counters.requests += 1
         try:
             reply = await self.client.request("POST", "/v1/reports", body, wire=gz,

@@ -66,7 +66,8 @@ class StoreOutput:
         return await asyncio.get_running_loop().run_in_executor(self._executor, fn, *args)
 
     async def send(self, batch: Batch) -> SendResult:
-        return await self._run(self._write, batch.lines)
+        result: SendResult = await self._run(self._write, batch.lines)
+        return result
 
     def _write(self, lines: list[bytes]) -> SendResult:
         db = self._db
