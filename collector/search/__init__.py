@@ -24,6 +24,8 @@ __all__ = ["Operator", "OperatorStore", "Scope", "SearchRequest", "SearchResult"
 def _resolver(ctx: CollectorContext, config: SearchConfig) -> Callable[[], Backend]:
     """Pick the backend at first use, so a collector starts even if Elasticsearch is down."""
 
+    timeout = float(config.timeout)
+
     def resolve() -> Backend:
         es_output = ctx.outputs.elasticsearch
         use_es = config.backend == "elasticsearch" or (
@@ -37,18 +39,19 @@ def _resolver(ctx: CollectorContext, config: SearchConfig) -> Callable[[], Backe
 
                 es_cfg = load(config.elasticsearch, ctx.source, "search.elasticsearch")
                 backend = ElasticsearchBackend(make_client(es_cfg), es_cfg.search_index,
-                                               owns_client=True)
+                                               owns_client=True, timeout=timeout)
             else:
                 if es_output is None:
                     raise RuntimeError("search.backend is elasticsearch but no Elasticsearch "
                                        "output or search.elasticsearch section is configured")
-                backend = ElasticsearchBackend(es_output.client, es_output.config.search_index)
+                backend = ElasticsearchBackend(es_output.client, es_output.config.search_index,
+                                               timeout=timeout)
             return backend
         from collector.search.store import StoreBackend
 
         store = ctx.outputs.store
         path = config.store or (store.path if store is not None else ctx.state_dir / "events.db")
-        return StoreBackend(path)
+        return StoreBackend(path, timeout=timeout)
 
     return resolve
 

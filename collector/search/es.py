@@ -5,13 +5,19 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from elasticsearch import AsyncElasticsearch
+from elasticsearch import AsyncElasticsearch, ConnectionTimeout
 
 from collector.query import ast
 from collector.query.fields import BOOLEAN
 from collector.query.fields import kind_of as _kind_of
 from collector.query.to_es import to_es
-from collector.search.model import Bucket, SearchRequest, SearchResult, fill_histogram
+from collector.search.model import (
+    Bucket,
+    SearchRequest,
+    SearchResult,
+    SearchTimeout,
+    fill_histogram,
+)
 
 # Every canhgac data stream except the dead-letter one.
 SEARCH_INDEX = "logs-canhgac.*,-logs-canhgac.deadletter-*"
@@ -21,9 +27,10 @@ class ElasticsearchBackend:
     name = "elasticsearch"
 
     def __init__(self, client: AsyncElasticsearch, index: str = SEARCH_INDEX, *,
-                 owns_client: bool = False) -> None:
+                 owns_client: bool = False, timeout: float = 30.0) -> None:
         self.client = client
         self.index = index
+        self.timeout = timeout
         self._owns_client = owns_client
 
     def body(self, request: SearchRequest, node: ast.Node) -> dict[str, Any]:
@@ -31,6 +38,7 @@ class ElasticsearchBackend:
             "query": {"bool": {"filter": [to_es(node)]}},
             "size": request.limit,
             "track_total_hits": True,
+            "timeout": f"{int(self.timeout * 1000)}ms",
             "sort": [{"@timestamp": {"order": "desc"}},
                      {"event.id": {"order": "desc", "unmapped_type": "keyword"}}],
         }
@@ -50,8 +58,13 @@ class ElasticsearchBackend:
     async def search(self, request: SearchRequest, node: ast.Node) -> SearchResult:
         t0 = time.perf_counter()
         body = self.body(request, node)
-        resp = await self.client.search(index=self.index, ignore_unavailable=True,
-                                        allow_no_indices=True, **body)
+        try:
+            resp = await self.client.options(request_timeout=self.timeout + 5).search(
+                index=self.index, ignore_unavailable=True, allow_no_indices=True, **body)
+        except ConnectionTimeout:
+            raise SearchTimeout(self.timeout) from None
+        if resp.get("timed_out"):
+            raise SearchTimeout(self.timeout)
         result = SearchResult(backend=self.name)
         result.total = int(resp["hits"]["total"]["value"])
         result.hits = [h["_source"] for h in resp["hits"]["hits"]]

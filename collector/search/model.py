@@ -28,6 +28,14 @@ class SearchError(UserError):
     """A request the user can fix (bad time range, bad limit): 400 / exit 2."""
 
 
+class SearchTimeout(SearchError):
+    """The search ran past ``search.timeout`` and was stopped: 503 / exit 2."""
+
+    def __init__(self, seconds: float) -> None:
+        super().__init__(f"the search took longer than {seconds:g} s (search.timeout) and was "
+                         "stopped: narrow the time range or the query")
+
+
 @dataclass(frozen=True, slots=True)
 class Scope:
     """What an operator may see: everything, or the union of some units and systems."""

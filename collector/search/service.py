@@ -19,7 +19,7 @@ from aiohttp import web
 from canhgac.config import Duration, load_section
 from collector.query import ast
 from collector.query.errors import QueryError
-from collector.search.model import Scope, SearchError, SearchRequest, SearchResult
+from collector.search.model import Scope, SearchError, SearchRequest, SearchResult, SearchTimeout
 from collector.search.operators import OperatorStore
 
 log = logging.getLogger(__name__)
@@ -108,6 +108,8 @@ class SearchService:
             result = await self.search(req, op.scope)
         except QueryError as exc:
             raise _json_error(web.HTTPBadRequest, exc.as_json()) from None
+        except SearchTimeout as exc:
+            raise _json_error(web.HTTPServiceUnavailable, {"error": str(exc)}) from None
         except SearchError as exc:
             raise _json_error(web.HTTPBadRequest, {"error": str(exc)}) from None
         except web.HTTPException:

@@ -19,7 +19,13 @@ import orjson
 from collector.query import ast
 from collector.query.fields import BOOLEAN, DOUBLE, IP, LONG, kind_of
 from collector.query.to_sql import json_path, register_functions, to_sql
-from collector.search.model import Bucket, SearchRequest, SearchResult, fill_histogram
+from collector.search.model import (
+    Bucket,
+    SearchRequest,
+    SearchResult,
+    SearchTimeout,
+    fill_histogram,
+)
 
 _KEY_EXPR = {
     LONG: "(CASE WHEN j.type IN ('integer','real') THEN j.value END)",
@@ -37,8 +43,9 @@ class StoreMissing(Exception):
 class StoreBackend:
     name = "store"
 
-    def __init__(self, path: str | Path, *, threads: int = 2) -> None:
+    def __init__(self, path: str | Path, *, threads: int = 2, timeout: float = 30.0) -> None:
         self.path = Path(path)
+        self.timeout = timeout
         self._local = threading.local()
         self._executor = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="search-store")
 
@@ -61,6 +68,20 @@ class StoreBackend:
     def search_sync(self, request: SearchRequest, node: ast.Node) -> SearchResult:
         t0 = time.perf_counter()
         db = self._db()
+        deadline = time.monotonic() + self.timeout
+        # SQLite calls this every N virtual-machine steps; non-zero aborts the statement.
+        db.set_progress_handler(lambda: int(time.monotonic() > deadline), 1_000)
+        try:
+            return self._search(db, request, node, t0)
+        except sqlite3.OperationalError as exc:
+            if "interrupted" in str(exc):
+                raise SearchTimeout(self.timeout) from None
+            raise
+        finally:
+            db.set_progress_handler(None, 0)
+
+    def _search(self, db: sqlite3.Connection, request: SearchRequest, node: ast.Node,
+                t0: float) -> SearchResult:
         try:
             db.execute("SELECT 1 FROM events LIMIT 0")
         except sqlite3.OperationalError:
