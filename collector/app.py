@@ -43,6 +43,7 @@ from collector.inventory import load_inventory
 from collector.metrics import PipelineCollector
 from collector.outputs import build_outputs
 from collector.pipeline import Pipeline
+from collector.scrape_auth import ScrapeAuth
 from shipper.delivery import DeliveryLoop
 from shipper.queue import DurableQueue
 
@@ -116,13 +117,17 @@ def build_context(
             return web.json_response({"status": "spool above high-water mark"}, status=503)
         return web.json_response({"status": "ready"})
 
-    async def metrics(_: web.Request) -> web.Response:
+    scrape_auth = ScrapeAuth.of(config, source)
+
+    async def metrics(request: web.Request) -> web.Response:
+        scrape_auth.check(request)
         await pipeline_metrics.refresh()
         # Formatting thousands of per-system series costs tens of ms of CPU:
         # keep it off the event loop so ingest acks are not delayed by a scrape.
         body = await asyncio.get_running_loop().run_in_executor(None, generate_latest, ctx.registry)
         return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST})
 
+    app.on_response_prepare.append(_server_header)
     app.router.add_post("/v1/events", ingest.handle)
     app.router.add_post("/v1/enroll", enroll_handler(ctx))
     app.router.add_get("/healthz", healthz)
@@ -144,6 +149,11 @@ def build_context(
         ctx.deliveries[name] = DeliveryLoop(ctx.spool, out, delivery)
     app.cleanup_ctx.append(_serving(ctx))
     return ctx
+
+
+async def _server_header(_request: web.Request, response: web.StreamResponse) -> None:
+    """No software versions in responses (aiohttp would name itself and Python's)."""
+    response.headers["Server"] = "canhgac"
 
 
 def _serving(ctx: CollectorContext) -> Any:

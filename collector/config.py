@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from canhgac.config import Duration, field_meta, load_file, load_section
 
@@ -52,11 +52,20 @@ class LimitsConfig:
 
 
 @dataclass
+class MetricsConfig:
+    """Who may read /metrics (docs/protocol.md, "Metrics")."""
+
+    auth: Literal["token", "none"] = "token"  # none: only when listen.host is loopback
+    token_file: Path | None = None  # default <state_dir>/metrics.token, made on first start
+
+
+@dataclass
 class CollectorConfig:
     state_dir: Path = Path(".canhgac/collector")
     listen: ListenConfig = field(default_factory=ListenConfig)
     tls: TlsConfig = field(default_factory=TlsConfig)
     limits: LimitsConfig = field(default_factory=LimitsConfig)
+    metrics: MetricsConfig = field(default_factory=MetricsConfig)
     inventory: Path | None = None
     heartbeat_interval: Duration = Duration(30)
     # An agent silent for longer is offline (default: 3 x heartbeat_interval); the one

@@ -139,9 +139,11 @@ def _wait_for_file(path: Path, child: Child, timeout: float = 30) -> dict:
     raise UserError(f"{child.name} did not start within {timeout:.0f} s (see {child.log})")
 
 
-def _scrape(url: str, ca: Path) -> dict[str, float]:
+def _scrape(url: str, ca: Path, token_file: Path) -> dict[str, float]:
     ctx = ssl.create_default_context(cafile=str(ca))
-    with urllib.request.urlopen(f"{url}/metrics", context=ctx, timeout=2) as r:
+    token = token_file.read_text(encoding="utf-8").strip()
+    req = urllib.request.Request(f"{url}/metrics", headers={"Authorization": f"Bearer {token}"})
+    with urllib.request.urlopen(req, context=ctx, timeout=2) as r:
         text = r.read().decode()
     out: dict[str, float] = {}
     for line in text.splitlines():
@@ -222,7 +224,7 @@ def run(args: argparse.Namespace) -> int:
                     raise UserError(f"agent enrollment failed: {done.stderr.strip()}")
             stack.spawn("agent", ["agent", "run", "--state-dir", str(agent_state)])
         _banner(url, ca, state, stack)
-        _live(url, ca, stack, lambda: stopping)
+        _live(url, ca, state / "collector" / "metrics.token", stack, lambda: stopping)
     finally:
         print("\nstopping ...", file=sys.stderr)
         stack.stop()
@@ -235,7 +237,7 @@ def _banner(url: str, ca: Path, state: Path, stack: Stack) -> None:
     print("canhgac is running / canhgac đang chạy".center(min(cols, 78), "─"))
     by_name = {c.name: c for c in stack.children}
     print(f"  collector    {url}   (pid {by_name['collector'].proc.pid})")
-    print(f"  metrics      {url}/metrics")
+    print(f"  metrics      {url}/metrics   (Bearer token: {state / 'collector' / 'metrics.token'})")
     print(f"  CA cert      {ca}")
     if "national" in by_name:
         print(f"  national     mock center, pid {by_name['national'].proc.pid}   "
@@ -249,7 +251,8 @@ def _banner(url: str, ca: Path, state: Path, stack: Stack) -> None:
     print("  stop         Ctrl-C")
 
 
-def _live(url: str, ca: Path, stack: Stack, stopping) -> None:  # type: ignore[no-untyped-def]
+def _live(url: str, ca: Path, token_file: Path, stack: Stack,  # type: ignore[no-untyped-def]
+          stopping) -> None:
     tty = sys.stdout.isatty()
     last_print = 0.0
     while not stopping():
@@ -258,7 +261,7 @@ def _live(url: str, ca: Path, stack: Stack, stopping) -> None:  # type: ignore[n
                 raise UserError(f"{child.name} exited with code {child.proc.returncode} "
                                 f"(see {child.log})")
         try:
-            m = _scrape(url, ca)
+            m = _scrape(url, ca, token_file)
             stored = m.get('canhgac_output_events_delivered_total{output="store"}', 0)
             online = m.get('canhgac_agents{state="online"}', 0)
             line = (f"received {int(m.get('canhgac_ingest_events_received_total', 0)):,}  "

@@ -155,6 +155,12 @@ async def test_metrics_expose_pipeline_counts(collector, session):
                             data=gz_ndjson([new_event("auth"), b"{bad"]), headers=headers(token)) as r:
         assert r.status == 200
     async with session.get(f"{collector.url}/metrics") as r:
+        assert r.status == 401 and r.headers["WWW-Authenticate"].startswith("Bearer")
+    async with session.get(f"{collector.url}/metrics", headers={"Authorization": "Bearer nope"}) as r:
+        assert r.status == 401
+    async with session.get(f"{collector.url}/metrics", headers=collector.metrics_headers) as r:
+        assert r.status == 200
+        assert r.headers["Server"] == "canhgac"  # no aiohttp/Python versions
         text = await r.text()
     assert "canhgac_ingest_events_received_total 2.0" in text
     assert 'canhgac_ingest_events_rejected_total{reason="json"} 1.0' in text

@@ -129,7 +129,7 @@ async def test_agent_events_land_in_level_streams_with_ecs_types(es_url: str, tm
                              "canhgac.system.level": "long", "host.cpu.usage": "double"}
 
             # exact counters on /metrics
-            async with http.get(f"{running.url}/metrics") as r:
+            async with http.get(f"{running.url}/metrics", headers=running.metrics_headers) as r:
                 text = await r.text()
             assert _metric(text, "canhgac_elasticsearch_events_total", outcome="delivered") == 60
             assert _metric(text, "canhgac_elasticsearch_events_total", outcome="delivered",

@@ -336,9 +336,19 @@ EXPECTED_ALERTS = {
 }
 
 
-def test_promtool_check_config_and_rules() -> None:
+def test_promtool_check_config_and_rules(tmp_path: Path) -> None:
     promtool = _tool("promtool")
-    for args in (["check", "config", str(PROM_DIR / "prometheus.yml")],
+    # The shipped config, with the files it names (token, CA) present, as on a real host.
+    cfg = yaml.safe_load((PROM_DIR / "prometheus.yml").read_text(encoding="utf-8"))
+    for job in cfg["scrape_configs"]:
+        token = tmp_path / "metrics.token"
+        token.write_text("t\n")
+        assert job["authorization"]["credentials_file"]  # /metrics needs the bearer token
+        job["authorization"]["credentials_file"] = str(token)
+    cfg["rule_files"] = [str(PROM_DIR / r) for r in cfg["rule_files"]]
+    checked = tmp_path / "prometheus.yml"
+    checked.write_text(yaml.safe_dump(cfg, allow_unicode=True), encoding="utf-8")
+    for args in (["check", "config", str(checked)],
                  ["check", "rules", str(RULES)],
                  ["test", "rules", str(PROM_DIR / "tests" / "canhgac.rules.test.yml")]):
         r = subprocess.run([promtool, *args], capture_output=True, text=True, timeout=120,
@@ -473,6 +483,8 @@ async def test_real_collector_scraped_by_prometheus(tmp_path: Path,
             "rule_files": [str(RULES)],
             "scrape_configs": [{"job_name": "canhgac-collector", "scheme": "https",
                                 "tls_config": {"ca_file": str(running.ca)},
+                                "authorization": {"type": "Bearer", "credentials_file":
+                                                  str(running.state_dir / "metrics.token")},
                                 "static_configs": [{"targets": [running.url.split("//")[1]]}]}],
         }), encoding="utf-8")
         await asyncio.to_thread(_post, base, "/-/reload")
