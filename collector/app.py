@@ -35,6 +35,7 @@ from canhgac.tls import issue_cert, make_ca, server_context
 from collector.auth import AuthStore
 from collector.components import COMPONENTS, ComponentSpec, check_order
 from collector.config import CollectorConfig
+from collector.connections import ConnectionGuard, GuardedSite, GuardMetrics
 from collector.context import CollectorContext, Ports
 from collector.enroll import make_handler as enroll_handler
 from collector.fleet import Presence
@@ -51,6 +52,7 @@ log = logging.getLogger(__name__)
 
 CTX_KEY: web.AppKey[CollectorContext] = web.AppKey("ctx", CollectorContext)
 INGEST_KEY: web.AppKey[Ingest] = web.AppKey("ingest", Ingest)
+GUARD_KEY: web.AppKey[ConnectionGuard] = web.AppKey("guard", ConnectionGuard)
 
 
 def _select(config: CollectorConfig, source: str,
@@ -75,7 +77,10 @@ def build_context(
     state_dir.mkdir(parents=True, exist_ok=True)
     with contextlib.suppress(OSError):
         os.chmod(state_dir, 0o700)
-    app = web.Application(client_max_size=config.limits.max_body_bytes + 65536)
+    guard = ConnectionGuard(config.limits.connection_limits())
+    app = web.Application(client_max_size=config.limits.max_body_bytes + 65536,
+                          middlewares=[guard.middleware])
+    app[GUARD_KEY] = guard
     auth = AuthStore(state_dir / "auth.db")
     pipeline = Pipeline()
 
@@ -105,6 +110,7 @@ def build_context(
     app[INGEST_KEY] = ingest
     pipeline_metrics = PipelineCollector(ctx)
     ctx.registry.register(pipeline_metrics)
+    ctx.registry.register(GuardMetrics(guard))
 
     async def healthz(_: web.Request) -> web.Response:
         return web.json_response({"status": "ok"})
@@ -220,6 +226,23 @@ def ensure_tls(config: CollectorConfig) -> tuple[ssl.SSLContext | None, Path | N
     return server_context(cert, key), ca.cert
 
 
+async def listen(ctx: CollectorContext, host: str, port: int,
+                 ssl_ctx: ssl.SSLContext | None) -> tuple[web.AppRunner, GuardedSite]:
+    """Start serving ``ctx.app`` on host:port through the connection guard."""
+    # lingering_time: after an early answer (408, 413) the rest of a body is read and
+    # dropped for at most 1 s, not aiohttp's 10 s, so a slow client is let go quickly.
+    runner = web.AppRunner(ctx.app, access_log=None, handle_signals=False, auto_decompress=False,
+                           lingering_time=1.0)
+    await runner.setup()
+    site = GuardedSite(runner, host, port, ctx.app[GUARD_KEY], ssl_context=ssl_ctx)
+    try:
+        await site.start()
+    except BaseException:
+        await runner.cleanup()
+        raise
+    return runner, site
+
+
 async def serve(
     config: CollectorConfig,
     source: str,
@@ -229,18 +252,13 @@ async def serve(
     """Run until SIGTERM/SIGINT (or cancellation)."""
     ctx = build_context(config, source, components)
     ssl_ctx, ca_path = ensure_tls(config)
-    runner = web.AppRunner(ctx.app, access_log=None, handle_signals=False, auto_decompress=False)
-    await runner.setup()
-    site = web.TCPSite(runner, config.listen.host, config.listen.port, ssl_context=ssl_ctx,
-                       backlog=1024)
     try:
-        await site.start()
+        runner, site = await listen(ctx, config.listen.host, config.listen.port, ssl_ctx)
     except OSError as exc:
-        await runner.cleanup()
         raise ConfigError(source, "listen", f"cannot listen on {config.listen.host}:"
                           f"{config.listen.port}: {exc.strerror or exc}") from None
     scheme = "https" if ssl_ctx else "http"
-    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+    port = site.port
     log.info("collector listening on %s://%s:%s (state %s%s)", scheme, config.listen.host, port,
              ctx.state_dir, f", CA {ca_path}" if ca_path else "")
     host = "127.0.0.1" if config.listen.host in ("0.0.0.0", "") else config.listen.host

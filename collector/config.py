@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from canhgac.config import Duration, field_meta, load_file, load_section
+from collector.connections import ConnectionLimits
 
 MiB = 1024 * 1024
 
@@ -49,6 +50,21 @@ class LimitsConfig:
     max_age: Duration = Duration(30 * 86400)
     spool_max_bytes: int = field(default=2048 * MiB, metadata=field_meta(min=MiB))
     high_water: float = field(default=0.9, metadata=field_meta(min=0.1, max=1.0))
+    # Slow and greedy clients (collector/connections.py, docs/protocol.md "Connections").
+    handshake_timeout: Duration = field(default=Duration(10), metadata=field_meta(min=0.1))
+    header_timeout: Duration = field(default=Duration(10), metadata=field_meta(min=0.1))
+    request_timeout: Duration = field(default=Duration(60), metadata=field_meta(min=0.1))
+    max_connections: int = field(default=1000, metadata=field_meta(min=1))
+    max_connections_per_ip: int = field(default=100, metadata=field_meta(min=1))
+
+    def connection_limits(self) -> ConnectionLimits:
+        return ConnectionLimits(
+            handshake_timeout=float(self.handshake_timeout),
+            header_timeout=float(self.header_timeout),
+            request_timeout=float(self.request_timeout),
+            max_connections=self.max_connections,
+            max_connections_per_ip=self.max_connections_per_ip,
+        )
 
 
 @dataclass
