@@ -82,7 +82,11 @@ class OperatorStore:
             self.path.chmod(0o600)
         except OSError:  # pragma: no cover - not our file to fix
             pass
-        self._cache: dict[str, tuple[float, tuple[Any, ...] | None]] = {}
+        # token id -> row (None: unknown or revoked), valid while the database's
+        # data_version is unchanged: a revocation by `canhgac collector revoke-operator`
+        # (another process) takes effect on the very next request.
+        self._cache: dict[str, tuple[Any, ...] | None] = {}
+        self._version = -1
 
     def close(self) -> None:
         self._db.close()
@@ -126,18 +130,18 @@ class OperatorStore:
         token_id, _, secret = token[len(TOKEN_PREFIX):].partition(".")
         if not token_id or not secret or len(token) > 200:
             return None
-        now = time.monotonic()
-        cached = self._cache.get(token_id)
-        if cached is not None and now - cached[0] < 5.0:
-            row = cached[1]
-        else:
-            with self._lock:
+        with self._lock:
+            version = self._db.execute("PRAGMA data_version").fetchone()[0]
+            if version != self._version or len(self._cache) > 10_000:
+                self._cache.clear()
+                self._version = version
+            if token_id in self._cache:
+                row = self._cache[token_id]
+            else:
                 row = self._db.execute(
                     "SELECT name, role, scope, token_hash FROM operators "
                     "WHERE token_id=? AND revoked=0", (token_id,)).fetchone()
-                if len(self._cache) > 10_000:
-                    self._cache.clear()
-                self._cache[token_id] = (now, row)
+                self._cache[token_id] = row
         expected = row[3] if row else _hash("")
         ok = hmac.compare_digest(_hash(secret), expected)
         if row is None or not ok:

@@ -142,3 +142,15 @@ def test_operator_cli(tmp_path: Path, capsys) -> None:
     assert main(["collector", "revoke-operator", "nobody", *state]) == 2
     db = sqlite3.connect(tmp_path / "operators.db")
     assert db.execute("SELECT revoked FROM operators").fetchone() == (1,)
+
+
+def test_revocation_from_another_process_takes_effect_on_the_next_request(tmp_path: Path) -> None:
+    """Issue 12 finding: it took up to 5 s (a time-based cache in the serving process)."""
+    serving = OperatorStore(tmp_path / "operators.db")
+    token = serving.create("minh", "viewer", Scope.everything())
+    assert serving.verify(token) is not None  # cached now
+    other = OperatorStore(tmp_path / "operators.db")  # what `collector revoke-operator` opens
+    assert other.revoke("minh")
+    other.close()
+    assert serving.verify(token) is None
+    serving.close()
