@@ -110,3 +110,40 @@ async def test_connections_over_the_per_address_cap_are_closed_at_once(tmp_path)
             cw.close()
     finally:
         await runner.cleanup()  # type: ignore[attr-defined]
+
+
+async def test_enroll_refuses_an_oversized_chunked_body_without_reading_it_all(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """Issue 12 finding: /v1/enroll read up to 16 MiB of a chunked body before refusing."""
+    running, runner = await start_collector(tmp_path)
+    try:
+        r, w = await _open(running)
+        w.write(b"POST /v1/enroll HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n")
+        chunk = b"x" * 4096
+        for _ in range(16):  # 64 KiB, far below the app's 16 MiB limit, and then we wait
+            w.write(b"%x\r\n%s\r\n" % (len(chunk), chunk))
+        await w.drain()
+        async with asyncio.timeout(20):
+            head = await r.readuntil(b"\r\n\r\n")
+        assert head.startswith(b"HTTP/1.1 413"), head
+        w.close()
+    finally:
+        await runner.cleanup()  # type: ignore[attr-defined]
+
+
+async def test_enroll_refuses_a_hostname_that_would_forge_a_log_line(tmp_path, caplog) -> None:  # type: ignore[no-untyped-def]
+    import aiohttp
+
+    from canhgac.tls import client_context
+
+    running, runner = await start_collector(tmp_path)
+    try:
+        conn = aiohttp.TCPConnector(ssl=client_context(running.ca))
+        async with aiohttp.ClientSession(connector=conn) as s:
+            for bad in ("web-01\n2026-12-02 INFO enrolled agent x for system sys-b", "a b", "\x1b[2J"):
+                token = running.enroll_token()
+                async with s.post(f"{running.url}/v1/enroll",
+                                  json={"token": token, "hostname": bad}) as resp:
+                    assert resp.status == 400, bad
+        assert "enrolled agent" not in caplog.text
+    finally:
+        await runner.cleanup()  # type: ignore[attr-defined]
