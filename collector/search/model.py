@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import time
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -21,6 +22,7 @@ DEFAULT_LIMIT = 100
 MAX_LIMIT = 10_000
 MAX_TOP = 100
 MAX_BUCKETS = 2_000
+MAX_SPAN = 100 * 365 * 86400  # seconds: a since or histogram interval longer is a mistake
 TOP_KINDS = (KEYWORD, LONG, DOUBLE, IP, BOOLEAN)
 
 
@@ -134,6 +136,8 @@ class SearchRequest:
                 seconds = parse_duration(since)
             except ValueError as exc:
                 raise SearchError(f"since: {exc}") from None
+            if not math.isfinite(seconds) or seconds > MAX_SPAN:
+                raise SearchError(f"since: at most {MAX_SPAN // (365 * 86400)} years")
             start_ms, end_ms = now_ms - int(seconds * 1000), now_ms + 1
         else:
             start_ms = _time(start, "from") if start is not None else now_ms - int(DEFAULT_SINCE * 1000)
@@ -157,9 +161,12 @@ class SearchRequest:
         hist_ms = None
         if histogram is not None:
             try:
-                hist_ms = int(parse_duration(histogram) * 1000)
+                hist_seconds = parse_duration(histogram)
             except ValueError as exc:
                 raise SearchError(f"histogram: {exc}") from None
+            if not math.isfinite(hist_seconds) or hist_seconds > MAX_SPAN:
+                raise SearchError(f"histogram: at most {MAX_SPAN // (365 * 86400)} years")
+            hist_ms = int(hist_seconds * 1000)
             if hist_ms < 1000:
                 raise SearchError("histogram interval must be at least 1s")
             if (end_ms - start_ms) // hist_ms > MAX_BUCKETS:

@@ -154,3 +154,12 @@ def test_revocation_from_another_process_takes_effect_on_the_next_request(tmp_pa
     other.close()
     assert serving.verify(token) is None
     serving.close()
+
+
+@pytest.mark.parametrize("since", ["99999999999999999999d", 1e308, "36501d"])
+def test_a_huge_since_is_a_clear_400_not_a_500(since: object) -> None:
+    """Issue 12 finding: a huge ``since`` overflowed SQLite's integer and answered 500."""
+    with pytest.raises(SearchError, match="since: at most 100 years"):
+        SearchRequest.build("*", since=since)  # type: ignore[arg-type]
+    with pytest.raises(SearchError, match="histogram: at most"):
+        SearchRequest.build("*", histogram="99999999999999999999d")
