@@ -45,6 +45,9 @@ CREATE TABLE IF NOT EXISTS agents(
 """
 
 
+TOKEN_ID_LEN = 12  # hex characters of the token hash that name an enrollment token
+
+
 def _hash(secret: str) -> str:
     return hashlib.sha256(secret.encode()).hexdigest()
 
@@ -155,6 +158,31 @@ class AuthStore:
             (_hash(token), system_id, now, now + ttl_seconds, uses, note),
         )
         return token
+
+    @staticmethod
+    def token_id(token: str) -> str:
+        """A token's printable id: the start of its hash (the token itself is never stored)."""
+        return _hash(token)[:TOKEN_ID_LEN]
+
+    def enroll_tokens(self, now: float | None = None) -> list[dict[str, Any]]:
+        """Tokens that can still be used: id, system, created, expires, uses left, note."""
+        now = time.time() if now is None else now
+        with self._lock:
+            rows = self._db.execute(
+                "SELECT token_hash, system_id, created, expires, uses_left, note FROM enroll_tokens "
+                "WHERE uses_left > 0 AND expires >= ? ORDER BY created", (now,)).fetchall()
+        return [{"id": r[0][:TOKEN_ID_LEN], "system_id": r[1], "created": r[2], "expires": r[3],
+                 "uses_left": r[4], "note": r[5]} for r in rows]
+
+    def revoke_enroll_token(self, token_id: str) -> bool:
+        """Spend every use of the token with this id; False if no usable one has it."""
+        if len(token_id) != TOKEN_ID_LEN or not all(c in "0123456789abcdef" for c in token_id):
+            return False
+        with self._lock:
+            cur = self._db.execute(
+                "UPDATE enroll_tokens SET uses_left = 0 WHERE substr(token_hash, 1, ?) = ? "
+                "AND uses_left > 0", (TOKEN_ID_LEN, token_id))
+        return cur.rowcount > 0
 
     def enroll(self, token: str, hostname: str) -> tuple[str, str, str]:
         """Spend one use of ``token``; returns (agent_id, secret, system_id)."""

@@ -41,6 +41,16 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     tok.add_argument("--uses", type=int, default=1, help="how many agents may use it (default 1)")
     tok.set_defaults(func=cmd_enroll_token)
 
+    tl = csub.add_parser("enroll-tokens", help="list enrollment tokens that can still be used")
+    _state_args(tl)
+    tl.add_argument("--format", choices=["table", "json"], default="table")
+    tl.set_defaults(func=cmd_enroll_tokens)
+
+    rt = csub.add_parser("revoke-token", help="revoke an unused enrollment token by its id")
+    _state_args(rt)
+    rt.add_argument("token_id", help="the id shown by enroll-token / enroll-tokens")
+    rt.set_defaults(func=cmd_revoke_token)
+
     rev = csub.add_parser("revoke-agent", help="revoke an agent's credentials (takes effect at once)")
     _state_args(rev)
     rev.add_argument("agent_id")
@@ -113,9 +123,40 @@ def cmd_enroll_token(args: argparse.Namespace) -> int:
     token = auth.create_enroll_token(args.system, ttl, args.uses)
     auth.close()
     print(token)
-    print(f"# valid {args.ttl}, {args.uses} use(s), system {args.system}. On the server:\n"
+    print(f"# id {auth.token_id(token)} (canhgac collector revoke-token {auth.token_id(token)})\n"
+          f"# valid {args.ttl}, {args.uses} use(s), system {args.system}. On the server:\n"
           f"#   canhgac agent enroll --collector https://COLLECTOR:8443 --token <token> --ca ca.pem",
           file=sys.stderr)
+    return 0
+
+
+def cmd_enroll_tokens(args: argparse.Namespace) -> int:
+    import orjson
+
+    from canhgac.table import render
+    from canhgac.timeutil import from_epoch
+
+    auth = _open_auth(args)
+    tokens = auth.enroll_tokens()
+    auth.close()
+    if args.format == "json":
+        print(orjson.dumps(tokens, option=orjson.OPT_INDENT_2).decode())
+        return 0
+    rows = [("ID", "SYSTEM", "USES LEFT", "EXPIRES (UTC)", "NOTE")]
+    rows += [(t["id"], t["system_id"], str(t["uses_left"]), from_epoch(t["expires"])[:19],
+              t["note"]) for t in tokens]
+    print(render(rows))
+    return 0
+
+
+def cmd_revoke_token(args: argparse.Namespace) -> int:
+    auth = _open_auth(args)
+    ok = auth.revoke_enroll_token(args.token_id)
+    auth.close()
+    if not ok:
+        raise UserError(f"no usable enrollment token has id {args.token_id!r} "
+                        "(see canhgac collector enroll-tokens)")
+    print(f"revoked enrollment token {args.token_id}")
     return 0
 
 
