@@ -21,17 +21,20 @@ def connect(
     path: str | Path,
     *,
     synchronous: Sync = "FULL",
-    private: bool = False,
+    private: bool = True,
     busy_timeout_ms: int = 5000,
 ) -> sqlite3.Connection:
     """Autocommit connection usable from any thread (callers serialise access).
 
     ``synchronous="FULL"`` for anything that acknowledges data to someone else;
     ``NORMAL`` only where losing the last commit on power loss is harmless.
-    ``private`` makes the file mode 0600 (secrets, personal data).
+    ``private`` (the default: every state file holds events, secrets or personal
+    data) makes the file mode 0600, wherever it is; SQLite gives its -wal and -shm
+    files the same mode. A directory it has to create is made 0700.
     """
     p = Path(path)
-    p.parent.mkdir(parents=True, exist_ok=True)
+    if not p.parent.exists():
+        p.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
     if private and not p.exists():
         os.close(os.open(p, os.O_WRONLY | os.O_CREAT, 0o600))
     db = sqlite3.connect(p, isolation_level=None, check_same_thread=False)

@@ -117,3 +117,17 @@ def test_link_health_logs_a_new_error_or_a_fall_once(caplog) -> None:  # type: i
         h.failed("timeout", log, "out")  # down again after being up: said again
     assert [r.getMessage() for r in caplog.records] == ["out: refused", "out: timeout", "out: timeout"]
     assert not h.up and h.last_error == "timeout" and h.last_success == 5.0
+
+
+def test_state_databases_are_private_wherever_they_are(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """Issue 12 finding: a store path outside the state dir was created 0644."""
+    import stat
+
+    from shipper.outputs.store.service import open_store
+
+    db = open_store(tmp_path / "elsewhere" / "events.db")
+    db.execute("INSERT INTO events(id, ts, doc) VALUES('a', 1, '{}')")
+    for name in ("events.db", "events.db-wal"):
+        assert stat.S_IMODE((tmp_path / "elsewhere" / name).stat().st_mode) == 0o600, name
+    assert stat.S_IMODE((tmp_path / "elsewhere").stat().st_mode) == 0o700
+    db.close()
