@@ -16,7 +16,11 @@ Canonical string (UTF-8, lines joined by ``\\n``)::
 
 Why the decoded body: HTTP servers (aiohttp included) remove a gzip
 Content-Encoding before the application sees the body, so the content, not
-its transfer form, is what both ends can hash.
+its transfer form, is what both ends can hash. The hash also travels in
+``X-Canhgac-Content-SHA256``: a verifier checks the signature over the headers
+*before* it reads or inflates the body (``verify_headers``), then checks that the
+body it inflated has that hash (``check_body``), so an unauthenticated request
+never costs a decompression.
 Why a nonce as well as a timestamp: a retry of the same batch within the same
 second would otherwise produce a byte-identical signature and be refused as a
 replay; with a nonce, "same signature seen twice" means a real replay.
@@ -35,6 +39,7 @@ import time
 from collections import OrderedDict
 from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Protocol
 
 ALGORITHM = "CANHGAC-HMAC-SHA256"
 H_KEY_ID = "X-Canhgac-Key-Id"
@@ -46,6 +51,7 @@ H_CONTENT_SHA256 = "X-Canhgac-Content-SHA256"
 
 DEFAULT_SKEW_SECONDS = 300.0
 _NONCE = re.compile(r"^[0-9a-f]{32}$")
+_SHA256 = re.compile(r"^[0-9a-f]{64}$")
 _KEY_ID = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
 _BATCH_ID = re.compile(r"^[\x21-\x7e]{0,200}$")
 
@@ -107,18 +113,34 @@ def sign(
     return headers
 
 
+class SeenStore(Protocol):
+    """Where a verifier keeps the signatures it accepted, across restarts."""
+
+    def seen_since(self, t: float) -> list[tuple[str, float]]: ...
+
+    def remember(self, signature: str, t: float) -> None: ...
+
+
 class ReplayCache:
     """Signatures seen within the skew window; bounded (oldest forgotten first).
 
     A signature older than the window cannot be replayed anyway (its timestamp
-    is stale), so entries only need to live as long as the window.
+    is stale), so entries only need to live as long as the window. With a
+    ``store`` they survive a restart: a request captured just before the restart
+    cannot be replayed just after it.
     """
 
-    def __init__(self, window: float, max_entries: int = 200_000) -> None:
+    def __init__(self, window: float, max_entries: int = 200_000,
+                 store: SeenStore | None = None, now: float | None = None) -> None:
         self.window = window
         self.max_entries = max_entries
+        self.store = store
         self._seen: OrderedDict[str, float] = OrderedDict()
         self._lock = threading.Lock()
+        if store is not None:
+            start = (time.time() if now is None else now) - 2 * window
+            for sig, t in sorted(store.seen_since(start), key=lambda e: e[1]):
+                self._seen[sig] = t
 
     def check_and_add(self, signature: str, now: float) -> bool:
         """True if new (and remembered); False if already seen: a replay."""
@@ -132,6 +154,8 @@ class ReplayCache:
             if signature in self._seen:
                 return False
             self._seen[signature] = now
+            if self.store is not None:
+                self.store.remember(signature, now)
             return True
 
 
@@ -140,6 +164,7 @@ class Verified:
     key_id: str
     batch_id: str
     timestamp: int
+    content_sha256: str = ""
 
 
 class Verifier:
@@ -164,7 +189,25 @@ class Verifier:
         now: float | None = None,
     ) -> Verified:
         """Return who signed; raise SignatureError (never says which part was wrong beyond reason)."""
+        who = self.verify_headers(method, path, {**headers, H_CONTENT_SHA256: body_sha256(body)}, now)
+        return who
+
+    def verify_headers(
+        self,
+        method: str,
+        path: str,
+        headers: Mapping[str, str],
+        now: float | None = None,
+    ) -> Verified:
+        """Check the signature over the headers, the body's claimed hash included.
+
+        The body itself is not needed: call ``check_body`` once it is read.
+        """
         now = time.time() if now is None else now
+        digest = headers.get(H_CONTENT_SHA256, "")
+        if not _SHA256.match(digest):
+            raise SignatureError("missing" if not digest else "malformed",
+                                 f"{H_CONTENT_SHA256} must be the body's hex SHA-256")
         key_id = headers.get(H_KEY_ID, "")
         ts = headers.get(H_TIMESTAMP, "")
         nonce = headers.get(H_NONCE, "")
@@ -182,7 +225,7 @@ class Verifier:
         # Compute even for an unknown key so timing does not reveal which key ids exist.
         expected = compute(
             secret if secret is not None else b"\x00" * 32,
-            canonical(method, path, ts, nonce, key_id, batch_id, body_sha256(body)),
+            canonical(method, path, ts, nonce, key_id, batch_id, digest),
         )
         good = hmac.compare_digest(expected.encode(), sig.encode())
         if secret is None or not good:
@@ -193,7 +236,13 @@ class Verifier:
             )
         if not self.replay.check_and_add(sig, now):
             raise SignatureError("replay", "signature already used")
-        return Verified(key_id, batch_id, ts_int)
+        return Verified(key_id, batch_id, ts_int, digest)
+
+    @staticmethod
+    def check_body(who: Verified, body: bytes) -> None:
+        """The body read after ``verify_headers`` must be the one that was signed."""
+        if not hmac.compare_digest(body_sha256(body), who.content_sha256):
+            raise SignatureError("body_mismatch", "the body does not match its signed hash")
 
 
 def load_secret(text: str) -> bytes:

@@ -55,7 +55,7 @@ async def run_cmd(args: argparse.Namespace) -> int:
 
     from canhgac.timeutil import parse_duration
     from national_center.faults import Faults, parse_cli
-    from national_center.keys import load_keys
+    from national_center.keys import load_key_systems, load_keys
     from national_center.server import CenterSettings, MockCenter
 
     host, port = _listen(args.listen)
@@ -75,11 +75,13 @@ async def run_cmd(args: argparse.Namespace) -> int:
         except OSError as exc:
             raise UserError(f"--admin-token-file: {exc.strerror}") from None
     keys = load_keys(args.keys)
+    systems = load_key_systems(args.keys)
     if not keys:
         raise UserError(f"{args.keys}: keys: no province keys defined")
     center = MockCenter(CenterSettings(
         keys=keys, db=args.db, cert=args.cert, key=args.key, host=host, port=port,
         indicators=args.indicators, skew_seconds=skew, admin_token=token, faults=faults,
+        systems=systems,
     ))
     try:
         await center.start()

@@ -19,6 +19,9 @@ class ProvinceKey:
     id: str
     secret: Secret
     province: str = ""
+    # System ids (glob patterns) this province may report on; empty: any. A line for
+    # another system is refused, so one province cannot speak for another's systems.
+    systems: list[str] = field(default_factory=list)
 
     def validate(self) -> tuple[str, str] | None:
         if len(self.secret) < 16:
@@ -47,3 +50,9 @@ def load_keys(path: str | Path) -> dict[str, bytes]:
     """key id -> secret bytes."""
     doc = load_file(path, KeysFile)
     return {k.id: load_secret(k.secret) for k in doc.keys}
+
+
+def load_key_systems(path: str | Path) -> dict[str, list[str]]:
+    """key id -> the system id patterns it may report on (keys with a list only)."""
+    doc = load_file(path, KeysFile)
+    return {k.id: list(k.systems) for k in doc.keys if k.systems}

@@ -9,11 +9,13 @@ cut every live connection to simulate the center going away mid-stream.
 from __future__ import annotations
 
 import asyncio
+import fnmatch
 import gzip
 import hmac
 import logging
 import ssl
 import time
+import zlib
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -22,7 +24,13 @@ from typing import Any
 import orjson
 from aiohttp import web
 
-from canhgac.signing import DEFAULT_SKEW_SECONDS, SignatureError, Verified, Verifier
+from canhgac.signing import (
+    DEFAULT_SKEW_SECONDS,
+    ReplayCache,
+    SignatureError,
+    Verified,
+    Verifier,
+)
 from canhgac.timeutil import now_rfc3339, parse_rfc3339
 from national_center.faults import Faults
 from national_center.indicators import IndicatorSpec, IndicatorStore
@@ -32,6 +40,7 @@ log = logging.getLogger("national_center")
 
 API_VERSION = "1.0"
 MAX_DECOMPRESSED = 64 * 1024 * 1024
+MAX_COMPRESSED = 16 * 1024 * 1024
 MAX_LINES = 20_000
 ACCEPTED_KINDS = frozenset({"alert", "event", "metric", "state"})
 
@@ -49,6 +58,7 @@ class CenterSettings:
     admin_token: str = ""  # empty: admin endpoints only from loopback peers
     faults: Faults = field(default_factory=Faults)
     handshake_timeout: float = 30.0
+    systems: dict[str, list[str]] = field(default_factory=dict)  # key id -> system id globs
 
 
 class _TlsFront(asyncio.Protocol):
@@ -131,8 +141,9 @@ class MockCenter:
     def __init__(self, settings: CenterSettings) -> None:
         self.settings = settings
         self.faults = settings.faults
-        self.verifier = Verifier(settings.keys, settings.skew_seconds)
         self.storage = Storage(settings.db)
+        self.verifier = Verifier(settings.keys, settings.skew_seconds,
+                                 ReplayCache(settings.skew_seconds, store=self.storage))
         self.indicators = IndicatorStore()
         if settings.indicators is not None:
             self.indicators.load(settings.indicators)
@@ -144,7 +155,9 @@ class MockCenter:
         self._conns: set[_TlsFront] = set()
         self._server: asyncio.base_events.Server | None = None
         self.app = self._make_app()
-        self.runner = web.AppRunner(self.app, access_log=None, handle_signals=False)
+        # The body is inflated by us, bounded, and only after the signature checks out.
+        self.runner = web.AppRunner(self.app, access_log=None, handle_signals=False,
+                                    auto_decompress=False)
         self._setup_done = False
         self.rejections: dict[str, int] = {}
 
@@ -189,7 +202,7 @@ class MockCenter:
 
     # -- app -------------------------------------------------------------
     def _make_app(self) -> web.Application:
-        app = web.Application(client_max_size=MAX_DECOMPRESSED, middlewares=[self._faults_mw])
+        app = web.Application(client_max_size=MAX_COMPRESSED, middlewares=[self._faults_mw])
         app.router.add_post("/v1/reports", self.reports)
         app.router.add_get("/v1/indicators", self.get_indicators)
         app.router.add_get("/v1/ping", self.ping)
@@ -218,6 +231,11 @@ class MockCenter:
             return _cut(request)
         return await handler(request)
 
+    def _verify_headers(self, request: web.Request) -> Verified:
+        if self.faults.reject_signatures:
+            raise SignatureError("injected", "signatures rejected (injected fault)")
+        return self.verifier.verify_headers(request.method, request.path_qs, request.headers)
+
     def _verify(self, request: web.Request, body: bytes) -> Verified:
         if self.faults.reject_signatures:
             raise SignatureError("injected", "signatures rejected (injected fault)")
@@ -229,14 +247,21 @@ class MockCenter:
         return _error(401, exc.reason, str(exc), headers={"WWW-Authenticate": "CANHGAC-HMAC-SHA256"})
 
     async def reports(self, request: web.Request) -> web.StreamResponse:
-        # aiohttp has already removed the gzip Content-Encoding (bounded by
-        # client_max_size), and the signature covers the decoded NDJSON.
+        # Headers first: an unsigned or forged request costs no body read and no inflation.
         try:
-            body = await request.read()
+            who = self._verify_headers(request)
+        except SignatureError as exc:
+            return self._reject(exc)
+        try:
+            wire = await request.read()
         except web.HTTPRequestEntityTooLarge:
-            return _error(413, "too_large", f"body larger than {MAX_DECOMPRESSED} bytes")
+            return _error(413, "too_large", f"body larger than {MAX_COMPRESSED} bytes")
         try:
-            who = self._verify(request, body)
+            body = _decode(wire, request.headers.get("Content-Encoding", ""))
+        except ValueError as exc:
+            return _error(413 if "larger" in str(exc) else 400, "bad_body", str(exc))
+        try:
+            self.verifier.check_body(who, body)
         except SignatureError as exc:
             return self._reject(exc)
         if not who.batch_id:
@@ -245,7 +270,7 @@ class MockCenter:
         if known is not None:
             known["duplicate_batch"] = True
             return web.json_response(known, dumps=_dumps)
-        lines, errors, total = _parse_lines(body)
+        lines, errors, total = _parse_lines(body, self.settings.systems.get(who.key_id))
         if total > MAX_LINES:
             return _error(413, "too_many_lines", f"at most {MAX_LINES} lines per batch")
         ack: dict[str, Any] = {
@@ -361,7 +386,31 @@ def _cut(request: web.Request) -> web.Response:
     return web.Response(status=499)
 
 
-def _parse_lines(raw: bytes) -> tuple[list[Line], list[dict[str, Any]], int]:
+def _decode(wire: bytes, encoding: str) -> bytes:
+    """The body as signed: gzip (members in sequence) inflated to at most MAX_DECOMPRESSED."""
+    encoding = encoding.strip().lower()
+    if encoding in ("", "identity"):
+        return wire
+    if encoding != "gzip":
+        raise ValueError(f"Content-Encoding {encoding!r} is not supported (gzip or none)")
+    out = bytearray()
+    data = wire
+    while data:
+        d = zlib.decompressobj(wbits=16 + zlib.MAX_WBITS)
+        try:
+            out += d.decompress(data, MAX_DECOMPRESSED + 1 - len(out))
+        except zlib.error as exc:
+            raise ValueError(f"gzip body is corrupt: {exc}") from None
+        if len(out) > MAX_DECOMPRESSED or d.unconsumed_tail:
+            raise ValueError(f"body larger than {MAX_DECOMPRESSED} bytes once inflated")
+        if not d.eof:
+            raise ValueError("gzip body is truncated")
+        data = d.unused_data
+    return bytes(out)
+
+
+def _parse_lines(raw: bytes, systems: list[str] | None = None,
+                 ) -> tuple[list[Line], list[dict[str, Any]], int]:
     lines: list[Line] = []
     errors: list[dict[str, Any]] = []
     total = 0
@@ -384,6 +433,12 @@ def _parse_lines(raw: bytes) -> tuple[list[Line], list[dict[str, Any]], int]:
             continue
         canhgac = doc.get("canhgac") if isinstance(doc.get("canhgac"), dict) else {}
         system = canhgac.get("system") if isinstance(canhgac.get("system"), dict) else {}
+        system_id = system.get("id")
+        if systems and not (isinstance(system_id, str)
+                            and any(fnmatch.fnmatchcase(system_id, p) for p in systems)):
+            errors.append({"index": index,
+                           "reason": f"system {system_id!r} is not registered for this key"})
+            continue
         sev = event.get("severity")
         lines.append(Line(
             event_id=event["id"], kind=kind, dataset=str(event.get("dataset", "")),

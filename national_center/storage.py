@@ -41,6 +41,7 @@ CREATE TABLE IF NOT EXISTS reports(
     UNIQUE(key_id, event_id)
 );
 CREATE TABLE IF NOT EXISTS counters(name TEXT PRIMARY KEY, value INTEGER NOT NULL) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS seen_signatures(sig TEXT PRIMARY KEY, t REAL NOT NULL) WITHOUT ROWID;
 """
 
 
@@ -69,6 +70,18 @@ class Storage:
     def close(self) -> None:
         with self._lock:
             self._db.close()
+
+    # -- replay protection that survives a restart (canhgac.signing.SeenStore) ----------
+    def seen_since(self, t: float) -> list[tuple[str, float]]:
+        with self._lock:
+            self._db.execute("DELETE FROM seen_signatures WHERE t < ?", (t,))
+            return [(s, float(u)) for s, u in
+                    self._db.execute("SELECT sig, t FROM seen_signatures").fetchall()]
+
+    def remember(self, signature: str, t: float) -> None:
+        with self._lock:
+            self._db.execute("INSERT OR IGNORE INTO seen_signatures(sig, t) VALUES(?, ?)",
+                             (signature, t))
 
     def known_batch(self, key_id: str, batch_id: str) -> dict[str, Any] | None:
         with self._lock:

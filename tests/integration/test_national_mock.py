@@ -91,12 +91,12 @@ async def test_forged_tampered_replayed_and_stale_are_refused(center, http):
     body = b"\n".join(orjson.dumps(d) for d in other) + b"\n"
     h2 = signing.sign(TEST_KEY_ID, SECRET, "POST", "/v1/reports", body, batch_id="t")
     status, ack, _ = await post(http, center, docs, headers=h2)
-    assert (status, ack["error"]) == (401, "bad_signature")
+    assert (status, ack["error"]) == (401, "body_mismatch")
     # Stale: signed 10 minutes ago (beyond the 300 s window).
     status, ack, _ = await post(http, center, docs, batch_id="old", now=time.time() - 600)
     assert (status, ack["error"]) == (401, "stale")
     assert center.storage.count() == 1
-    assert center.rejections == {"bad_signature": 3, "replay": 1, "stale": 1}
+    assert center.rejections == {"bad_signature": 2, "body_mismatch": 1, "replay": 1, "stale": 1}
     # Unsigned reads of indicators are refused too.
     async with http.get(center.url + "/v1/indicators") as r:
         assert r.status == 401
@@ -231,3 +231,68 @@ async def test_received_command_lists_what_arrived(center, http, capsys):
     lines = capsys.readouterr().out.splitlines()
     assert len(lines) == 2 and orjson.loads(lines[0])["event"]["kind"] == "alert"
     assert await asyncio.to_thread(main, ["national-mock", "received", "--db", "/nonexistent.db"]) == 2
+
+
+# -- issue 12 findings on the mock center ------------------------------------------------
+async def test_a_forged_report_is_refused_before_its_body_is_inflated(center, http, monkeypatch):
+    """Before: the center inflated up to 64 MiB, then checked the signature."""
+    import national_center.server as server
+
+    inflated: list[int] = []
+    real = server._decode
+    monkeypatch.setattr(server, "_decode", lambda wire, enc: inflated.append(len(wire))
+                        or real(wire, enc))
+    bomb = gzip.compress(b"\n" * (60 * 1024 * 1024), 9)
+    h = signing.sign(TEST_KEY_ID, b"forged-secret-forged-secret-0000", "POST", "/v1/reports",
+                     b"x", batch_id="bomb")
+    h = {**h, "Content-Encoding": "gzip"}
+    async with http.post(center.url + "/v1/reports", data=bomb, headers=h) as r:
+        assert (r.status, (await r.json())["error"]) == (401, "bad_signature")
+    assert inflated == []
+    status, _, _ = await post(http, center, alerts(1))  # a genuine one is inflated and stored
+    assert status == 200 and len(inflated) == 1
+
+
+async def test_every_gzip_member_is_read(center, http):
+    docs = alerts(2)
+    body = b"".join(orjson.dumps(d) + b"\n" for d in docs)
+    h = signing.sign(TEST_KEY_ID, SECRET, "POST", "/v1/reports", body, batch_id="members")
+    wire = b"".join(gzip.compress(orjson.dumps(d) + b"\n") for d in docs)
+    async with http.post(center.url + "/v1/reports", data=wire,
+                         headers={**h, "Content-Encoding": "gzip"}) as r:
+        assert r.status == 200 and (await r.json())["accepted"] == 2
+
+
+async def test_replays_are_refused_across_a_restart(tmp_path, test_ca, http):
+    """Before: the replay cache lived in memory only; a restart reopened the window."""
+    c = await start_center(tmp_path / "center", test_ca, keys={TEST_KEY_ID: SECRET})
+    status, _, h = await post(http, c, alerts(1), batch_id="r1")
+    assert status == 200
+    await c.close()
+    c = await start_center(tmp_path / "center", test_ca, keys={TEST_KEY_ID: SECRET})
+    try:
+        status, ack, _ = await post(http, c, alerts(1), headers=h)
+        assert (status, ack["error"]) == (401, "replay")
+    finally:
+        await c.close()
+
+
+async def test_a_key_reports_only_for_its_own_systems(tmp_path, test_ca, http):
+    """Before: the payload's system id was stored whatever key sent it."""
+    from national_center.server import CenterSettings, MockCenter
+
+    c = await start_center(tmp_path / "center", test_ca, keys={TEST_KEY_ID: SECRET})
+    settings: CenterSettings = c.settings
+    await c.close()
+    c = MockCenter(CenterSettings(**{**settings.__dict__, "systems": {TEST_KEY_ID: ["tth-*"]}}))
+    await c.start()
+    try:
+        mine, theirs = alerts(2)
+        mine["canhgac"]["system"]["id"] = "tth-portal"
+        theirs["canhgac"]["system"]["id"] = "hd-egov"
+        status, ack, _ = await post(http, c, [mine, theirs], batch_id="s1")
+        assert status == 200 and ack["accepted"] == 1 and ack["rejected"] == 1
+        assert "not registered for this key" in ack["errors"][0]["reason"]
+        assert [r["system_id"] for r in c.storage.reports()] == ["tth-portal"]
+    finally:
+        await c.close()
