@@ -95,3 +95,30 @@ async def test_scope_cannot_be_escaped_on_either_backend(backends) -> None:
             assert _ids(res) <= visible, (query, res.backend)
             assert {b.key for b in res.top} <= {"Sở Y tế"}, (query, res.backend)
             assert sum(b.count for b in res.histogram) == res.total
+
+
+async def test_generated_queries_obey_boolean_laws_and_agree(backends) -> None:
+    """Property-based (issue 12): random combinations of corpus queries on both backends."""
+    import asyncio
+
+    from hypothesis import given, settings
+
+    from tests.fixtures.query_strategies import query
+    from tests.unit.test_query_corpus import ALL
+
+    loop = asyncio.get_running_loop()
+
+    def ids(q: str) -> tuple[set[str], set[str]]:
+        es_res, store_res = asyncio.run_coroutine_threadsafe(_both(backends, q), loop).result(60)
+        return _ids(es_res), _ids(store_res)
+
+    @settings(max_examples=30, deadline=None)
+    @given(query, query)
+    def check(a: str, b: str) -> None:
+        (ea, sa), (eb, sb) = ids(a), ids(b)
+        assert ea == sa and eb == sb, (a, b)
+        assert ids(f"NOT {a}") == (ALL - ea, ALL - ea)
+        assert ids(f"{a} AND {b}") == (ea & eb, ea & eb)
+        assert ids(f"{a} OR {b}") == (ea | eb, ea | eb)
+
+    await asyncio.to_thread(check)
