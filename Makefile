@@ -7,13 +7,14 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test unit integration lint lock bench deps-system clean help
+.PHONY: run test unit integration lint lock bench fuzz deps-system clean help
 
 help:
 	@echo "make run    start collector + agent + mock national center locally (canhgac up)"
 	@echo "make test   install everything the tests need and run the whole suite"
 	@echo "make lint   ruff + mypy --strict (kernel, shipper, collector)"
 	@echo "make lock   re-pin requirements.lock from pyproject.toml"
+	@echo "make fuzz   fuzz the validator and the query parser (FUZZ_SECONDS per target)"
 
 $(STAMP): requirements.lock pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -38,6 +39,12 @@ unit: $(STAMP)
 lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/mypy
+
+# Coverage-guided fuzzing (atheris) of the validator and the query parser, bounded:
+# FUZZ_SECONDS per target (default 60); new corpus inputs land in fuzz/corpus/.
+FUZZ_SECONDS ?= 60
+fuzz: $(STAMP)
+	$(BIN)/python fuzz/run.py --seconds $(FUZZ_SECONDS)
 
 lock:
 	$(PYTHON) -m pip install -q uv && $(PYTHON) -m uv pip compile pyproject.toml --extra test -o requirements.lock --python-version 3.11
