@@ -7,11 +7,12 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test unit integration lint lock bench fuzz deps-system clean help
+.PHONY: run test test-stress unit integration lint lock bench fuzz deps-system clean help
 
 help:
 	@echo "make run    start collector + agent + mock national center locally (canhgac up)"
 	@echo "make test   install everything the tests need and run the whole suite"
+	@echo "make test-stress   the whole suite under stress-ng load on every core"
 	@echo "make lint   ruff + mypy --strict (kernel, shipper, collector)"
 	@echo "make lock   re-pin requirements.lock from pyproject.toml"
 	@echo "make fuzz   fuzz the validator and the query parser (FUZZ_SECONDS per target)"
@@ -32,6 +33,10 @@ deps-system:
 
 test: $(STAMP) deps-system
 	bash deploy/run-tests.sh
+
+# The whole suite with both cores kept busy by stress-ng: no test may depend on speed.
+test-stress: $(STAMP) deps-system
+	bash deploy/run-stress-tests.sh
 
 unit: $(STAMP)
 	$(BIN)/pytest -q tests/unit

@@ -5,6 +5,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 BIN=.venv/bin
 "$BIN/ruff" check .
+"$BIN/mypy"  # strict on the kernel, the shipper and the collector ([tool.mypy] in pyproject.toml)
 
 # The test Elasticsearch node (deploy/elasticsearch, a real Elasticsearch 8.x built from Maven
 # Central): one node on a free 127.0.0.1 port for the whole run, stopped on exit. The tests
