@@ -89,7 +89,13 @@ class _TlsFront(asyncio.Protocol):
         delay = self.center.faults.slow_tls
         try:
             if delay > 0:
-                await asyncio.sleep(delay)
+                center = self.center
+                center.slow_tls_waiting += 1
+                center.slow_tls_peak = max(center.slow_tls_peak, center.slow_tls_waiting)
+                try:
+                    await asyncio.sleep(delay)
+                finally:
+                    center.slow_tls_waiting -= 1
             if self.raw.is_closing():
                 return
             tls = await asyncio.get_running_loop().start_tls(
@@ -160,6 +166,9 @@ class MockCenter:
                                     auto_decompress=False)
         self._setup_done = False
         self.rejections: dict[str, int] = {}
+        # Handshakes inside an injected slow_tls delay now, and at most at once.
+        self.slow_tls_waiting = 0
+        self.slow_tls_peak = 0
 
     @property
     def url(self) -> str:

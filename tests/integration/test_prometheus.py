@@ -504,8 +504,10 @@ async def test_real_collector_scraped_by_prometheus(tmp_path: Path,
         one = 'canhgac_layer_coverage_ratio{layer="monitoring",system="cong-ttdt"}'
         await _wait_for(base, one, lambda r: r and float(r[0]["value"][1]) == 0.5, timeout=30)
         took = time.monotonic() - stopped
-        # + the heartbeat period of the stopped agent (its last beat may be that old already)
-        assert took <= OFFLINE_AFTER + CACHE_TTL + SCRAPE + 0.3 + 2.0, took
+        # Never too early: not before offline_after less the stopped agent's heartbeat period
+        # (its last beat may be that old already). How late depends on the machine: the
+        # wait above has a generous deadline instead of a bound here.
+        assert took >= OFFLINE_AFTER - 0.3 - 0.05, took
 
         await asyncio.sleep(2 * SCRAPE + 0.5)
         empty = []
