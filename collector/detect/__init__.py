@@ -29,7 +29,11 @@ def setup(ctx: CollectorContext) -> Engine | None:
     cfg = load_section(ctx.config.detection, DetectionConfig, ctx.source, "detection")
     if not cfg.enabled:
         return None
-    loaded = select(cfg, ctx.source)
+    ruleset = select(cfg, ctx.source)
+    loaded = ruleset.loaded
+    log = logging.getLogger(__name__)
+    for refusal in ruleset.refused:
+        log.warning("detection rule refused (%s): %s", refusal.reason, refusal)
     limits = EngineLimits(
         throttle=float(cfg.throttle),
         max_keys=cfg.max_keys,
@@ -37,14 +41,12 @@ def setup(ctx: CollectorContext) -> Engine | None:
         heartbeat_interval=float(ctx.config.heartbeat_interval),
     )
     engine = Engine([lr.rule for lr in loaded], limits)
-    watcher = RuleWatcher(engine, cfg, ctx.source, loaded)
+    watcher = RuleWatcher(engine, cfg, ctx.source, loaded, refused=ruleset.refused)
     ctx.pipeline.add(engine)
     ctx.registry.register(DetectionMetrics(engine, watcher))
     ctx.add_startable(watcher)
-    log = logging.getLogger(__name__)
     if not loaded:
         log.warning("detection: no rules loaded (built-in packs missing from this install?)")
-    log.info(
-        "detection: %d rules over datasets %s", len(loaded), ", ".join(sorted(engine.datasets))
-    )
+    log.info("detection: %d rules over datasets %s; %d refused", len(loaded),
+             ", ".join(sorted(engine.datasets)), len(ruleset.refused))
     return engine

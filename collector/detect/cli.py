@@ -1,10 +1,14 @@
-"""`canhgac rules test FILE [--events FILE.ndjson]`.
+"""`canhgac rules test FILE|DIR [--events FILE.ndjson]` and `canhgac rules list`.
 
-Validates a rule file (or every rule file under a directory), runs the tests
-embedded in each rule, and with ``--events`` replays an NDJSON file of events
-through the rules and prints the alerts as a table. Exit 0 when every rule is
-valid and every test passes, 1 when a test fails, 2 (one clear line naming file,
-key path and problem) when a rule or the events file is invalid.
+``test`` validates a rule file (or every rule file under a directory, each on its
+own: a bad one is listed with its reason and the rest are still checked), runs the
+tests embedded in each rule, and with ``--events`` replays an NDJSON file of events
+through the rules and prints the alerts as a table. It ends with the counts of
+loaded and refused rules by reason. Exit 0 when every rule loads and every test
+passes, 1 when a test fails, 2 when any rule is refused or the events file is invalid.
+
+``list`` shows what a collector with the given collector.yaml runs: the loaded
+rules, and the refused ones with file, key path and reason.
 """
 
 from __future__ import annotations
@@ -32,6 +36,10 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     t.add_argument("--heartbeat-interval", type=float, default=30.0, metavar="SECONDS",
                    help="collector heartbeat interval for absence rules (default 30)")
     t.set_defaults(func=run_test)
+    ls = rsub.add_parser("list", help="the rules a collector loads (and refuses) with its config")
+    ls.add_argument("--config", "-c", help="collector.yaml (default: embedded defaults)")
+    ls.add_argument("--format", choices=["table", "json"], default="table")
+    ls.set_defaults(func=run_list)
 
     def usage(_args: argparse.Namespace) -> int:
         p.print_help()
@@ -42,14 +50,15 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
 
 def run_test(args: argparse.Namespace) -> int:
     from canhgac.errors import ConfigError
-    from collector.detect.loader import load_paths
+    from collector.detect.loader import load_rules
     from collector.detect.model import RuleError
     from collector.detect.testing import run_case
 
     path: Path = args.path
     if not path.exists():
         raise ConfigError(str(path), "", "file not found")
-    loaded = load_paths([(path, path.name if path.is_dir() else path.parent.name)])
+    ruleset = load_rules([(path, path.name if path.is_dir() else path.parent.name)])
+    loaded = ruleset.loaded
     failed = 0
     total = 0
     for lr in loaded:
@@ -68,12 +77,59 @@ def run_test(args: argparse.Namespace) -> int:
             for problem in result.problems:
                 print(f"         {problem}")
             failed += not result.passed
-    print(f"{len(loaded)} rule(s) valid; {total - failed}/{total} test(s) passed")
+    for refusal in ruleset.refused:
+        print(f"REFUSED ({refusal.reason})  {refusal}")
+    print(f"{len(loaded)} rule(s) loaded, {len(ruleset.refused)} refused"
+          + _by_reason(ruleset.refused_by_reason())
+          + f"; {total - failed}/{total} test(s) passed")
     if args.events is not None:
         alerts = replay(loaded, args.events, args.heartbeat_interval)
         print()
         print_table(alerts)
+    if ruleset.refused:
+        return 2
     return 1 if failed else 0
+
+
+def _by_reason(counts: dict[str, int]) -> str:
+    parts = [f"{reason} {n}" for reason, n in counts.items() if n]
+    return f" ({', '.join(parts)})" if parts else ""
+
+
+def run_list(args: argparse.Namespace) -> int:
+    import orjson
+
+    from canhgac.config import load_section
+    from canhgac.table import render
+    from collector.config import load
+    from collector.detect.config import DetectionConfig
+    from collector.detect.ruleset import select
+
+    config, source = load(args.config)
+    cfg = load_section(config.detection, DetectionConfig, source, "detection")
+    ruleset = select(cfg, source)
+    if args.format == "json":
+        print(orjson.dumps({
+            "loaded": [{"id": lr.rule.meta.id, "title": lr.rule.meta.title,
+                        "kind": lr.rule.meta.kind, "level": lr.rule.meta.level,
+                        "ruleset": lr.rule.meta.ruleset, "source": lr.source}
+                       for lr in ruleset.loaded],
+            "refused": [{"source": r.source, "path": r.path, "reason": r.reason,
+                         "message": r.message} for r in ruleset.refused],
+        }, option=orjson.OPT_INDENT_2).decode())
+        return 0
+    rows = [("ID", "TITLE", "KIND", "LEVEL", "RULESET")]
+    rows += [(lr.rule.meta.id, lr.rule.meta.title, lr.rule.meta.kind, lr.rule.meta.level,
+              lr.rule.meta.ruleset) for lr in ruleset.loaded]
+    print(render(rows))
+    if ruleset.refused:
+        print()
+        refused_rows = [("REFUSED FILE", "KEY", "REASON", "PROBLEM")]
+        refused_rows += [(r.source, r.path, r.reason, r.message[:100]) for r in ruleset.refused]
+        print(render(refused_rows))
+    print(f"\n{len(ruleset.loaded)} rule(s) loaded, {len(ruleset.refused)} refused"
+          + _by_reason(ruleset.refused_by_reason()))
+    return 0
 
 
 def read_ndjson(path: Path) -> list[dict[str, Any]]:

@@ -7,10 +7,13 @@ keys and its ``detection:`` language. Sample events for a rule's tests live in
 the rule itself under ``tests:`` so a rule cannot be shipped without them
 drifting apart (see testing.py).
 
-Every problem is a ConfigError naming the file, the key path inside the rule
-(prefixed ``[n].`` when the file holds several rules) and the problem. Loading
-is all-or-nothing: a collector refuses to start with a rule it cannot read,
-rather than run quietly without it.
+Every problem names the file, the key path inside the rule (prefixed ``[n].`` when
+the file holds several rules) and the problem. ``load_rules`` isolates rules from
+each other: a rule that cannot be read is *refused* with its reason (a bounded code
+and the message) and every other rule still loads, so one bad file cannot stop a
+collector or a reload; the refusals are logged, counted on /metrics and listed by
+``canhgac rules list``. ``load_paths`` is the strict form (first problem raises), for
+the built-in packs and the tests.
 """
 
 from __future__ import annotations
@@ -62,6 +65,54 @@ class LoadedRule:
     doc: dict[str, Any] = field(default_factory=dict)  # the parsed document, for tests
 
 
+# Why a rule was refused: a bounded set, used as a metric label.
+REFUSAL_REASONS = ("yaml", "logsource", "detection", "metadata", "kind_options", "tests",
+                   "duplicate_id")
+
+
+@dataclass(frozen=True)
+class Refusal:
+    source: str
+    path: str  # key path inside the file ("" for the whole file)
+    reason: str  # one of REFUSAL_REASONS
+    message: str
+
+    def __str__(self) -> str:
+        return f"{self.source}: {self.path}: {self.message}" if self.path else \
+            f"{self.source}: {self.message}"
+
+
+@dataclass
+class RuleSet:
+    """What a set of rule paths gave: the rules that loaded and the ones refused."""
+
+    loaded: list[LoadedRule] = field(default_factory=list)
+    refused: list[Refusal] = field(default_factory=list)
+
+    def refused_by_reason(self) -> dict[str, int]:
+        counts = dict.fromkeys(REFUSAL_REASONS, 0)
+        for r in self.refused:
+            counts[r.reason] += 1
+        return counts
+
+
+_METADATA_KEYS = frozenset({"title", "id", "level", "tags", "description", "name", "references",
+                            "ruleset", "kind", "throttle", "group_by"})
+
+
+def _reason(path: str) -> str:
+    head = path.split(".", 1)[0].split("[", 1)[0]
+    if head == "logsource":
+        return "logsource"
+    if head in ("detection", "sequence") or head == "":
+        return "detection"
+    if head in ("threshold", "absence", "dataset"):
+        return "kind_options"
+    if head == "tests":
+        return "tests"
+    return "metadata" if head in _METADATA_KEYS else "detection"
+
+
 def read_documents(path: Path) -> list[Any]:
     docs = [d for d in read_yaml_documents(path) if d is not None]
     if not docs:
@@ -96,22 +147,59 @@ def rule_files(directory: Path) -> list[Path]:
     )
 
 
-def load_paths(paths: list[tuple[Path, str]]) -> list[LoadedRule]:
-    """Rules from (file-or-directory, ruleset) pairs; rule ids must be unique across all."""
-    loaded: list[LoadedRule] = []
+def load_rules(paths: list[tuple[Path, str]]) -> RuleSet:
+    """Rules from (file-or-directory, ruleset) pairs, each on its own: a bad one is refused.
+
+    Rule ids must be unique across all; of two rules with one id the second is refused.
+    A missing directory is still a ConfigError (a configuration mistake, not a rule's).
+    """
+    result = RuleSet()
     seen: dict[str, str] = {}
     for path, ruleset in paths:
         files = rule_files(path) if path.is_dir() else [path]
         for f in files:
-            for lr in load_file(f, ruleset):
-                rid = lr.rule.meta.id
+            for item in _load_isolated(f, ruleset):
+                if isinstance(item, Refusal):
+                    result.refused.append(item)
+                    continue
+                rid = item.rule.meta.id
                 if rid in seen:
-                    raise ConfigError(
-                        lr.source, f"{lr.prefix}id", f"rule id {rid} is also used in {seen[rid]}"
-                    )
-                seen[rid] = lr.source
-                loaded.append(lr)
-    return loaded
+                    result.refused.append(Refusal(item.source, f"{item.prefix}id", "duplicate_id",
+                                                  f"rule id {rid} is also used in {seen[rid]}"))
+                    continue
+                seen[rid] = item.source
+                result.loaded.append(item)
+    return result
+
+
+def _load_isolated(path: Path, ruleset: str) -> list[LoadedRule | Refusal]:
+    try:
+        docs = read_documents(path)
+    except ConfigError as exc:
+        return [Refusal(str(path), exc.path, "yaml", exc.problem)]
+    out: list[LoadedRule | Refusal] = []
+    for i, doc in enumerate(docs):
+        prefix = f"[{i}]." if len(docs) > 1 else ""
+        try:
+            rule = build_rule(doc, ruleset=ruleset, source=str(path))
+        except RuleError as exc:
+            out.append(Refusal(str(path), f"{prefix}{exc.path}", _reason(exc.path), exc.problem))
+            continue
+        tests = doc.get("tests") or []
+        if not isinstance(tests, list):
+            out.append(Refusal(str(path), f"{prefix}tests", "tests", "expected a list of test cases"))
+            continue
+        out.append(LoadedRule(rule, str(path), prefix, tests, doc))
+    return out
+
+
+def load_paths(paths: list[tuple[Path, str]]) -> list[LoadedRule]:
+    """The strict form: every rule must load (the first refusal is raised as a ConfigError)."""
+    result = load_rules(paths)
+    if result.refused:
+        first = result.refused[0]
+        raise ConfigError(first.source, first.path, first.message)
+    return result.loaded
 
 
 def builtin_packs(root: Path = BUILTIN_DIR) -> list[str]:
@@ -197,13 +285,8 @@ def _sigma(doc: dict[str, Any], meta: RuleMeta, throttle: float | None) -> Rule:
     except ValueError:
         raise RuleError("id", f"a Sigma rule id must be a UUID, got {doc['id']!r}") from None
     logsource = syntax.mapping(doc["logsource"], "logsource")
-    predicate = compile_detections(doc["detection"], "detection")
-    sigma_doc = {k: v for k, v in doc.items() if k not in _EXT_KEYS}
-    try:
-        PySigmaRule.from_dict(sigma_doc)  # Sigma's own checks: UUID id, status, dates, tags
-    except SigmaError as exc:
-        text = str(exc.args[0]) if exc.args else str(exc)
-        raise RuleError("", f"not a valid Sigma rule: {text}") from None
+    # The log source first: a rule for telemetry canhgac does not collect is refused for
+    # that reason, not for a field name it would never have had to map.
     dataset = dataset_for_logsource(
         logsource.get("category"), logsource.get("product"), logsource.get("service"),
         KNOWN_DATASETS,
@@ -215,6 +298,13 @@ def _sigma(doc: dict[str, Any], meta: RuleMeta, throttle: float | None) -> Rule:
             f"service: one of {', '.join(sorted(KNOWN_DATASETS))}, or a logsource "
             "listed in docs/detection.md",
         )
+    predicate = compile_detections(doc["detection"], "detection")
+    sigma_doc = {k: v for k, v in doc.items() if k not in _EXT_KEYS}
+    try:
+        PySigmaRule.from_dict(sigma_doc)  # Sigma's own checks: UUID id, status, dates, tags
+    except SigmaError as exc:
+        text = str(exc.args[0]) if exc.args else str(exc)
+        raise RuleError("", f"not a valid Sigma rule: {text}") from None
     return SigmaRule(meta, (dataset,), predicate, _group_by(doc, DEFAULT_KEY), throttle)
 
 

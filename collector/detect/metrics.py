@@ -14,6 +14,7 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metri
 from prometheus_client.registry import Collector
 
 from collector.detect.engine import Engine
+from collector.detect.loader import REFUSAL_REASONS
 
 if TYPE_CHECKING:
     from collector.detect.reload import RuleWatcher
@@ -55,6 +56,15 @@ class DetectionMetrics(Collector):
             fam.add_metric(["ok"], self.watcher.reloads_ok)
             fam.add_metric(["failed"], self.watcher.reloads_failed)
             yield fam
+            refused = GaugeMetricFamily(
+                "canhgac_detect_rules_refused", "Rules that could not be loaded, by reason",
+                labels=["reason"])
+            counts = dict.fromkeys(REFUSAL_REASONS, 0)
+            for r in self.watcher.refused:
+                counts[r.reason] += 1
+            for reason, n in counts.items():
+                refused.add_metric([reason], n)
+            yield refused
         gauge = GaugeMetricFamily(
             "canhgac_detect_state_keys", "Keys held in rule windows and throttles", labels=["rule"]
         )

@@ -21,7 +21,7 @@ from pathlib import Path
 from canhgac.errors import ConfigError
 from collector.detect.config import DetectionConfig
 from collector.detect.engine import Engine
-from collector.detect.loader import BUILTIN_DIR, LoadedRule, rule_files
+from collector.detect.loader import BUILTIN_DIR, LoadedRule, Refusal, RuleSet, rule_files
 from collector.detect.rule import Rule
 from collector.detect.ruleset import select
 
@@ -38,12 +38,14 @@ class RuleWatcher:
         source: str,
         loaded: list[LoadedRule],
         builtin_root: Path = BUILTIN_DIR,
+        refused: list[Refusal] | None = None,
     ) -> None:
         self.engine = engine
         self.cfg = cfg
         self.source = source
         self.builtin_root = builtin_root
         self.loaded = loaded
+        self.refused: list[Refusal] = list(refused or [])
         self.reloads_ok = 0
         self.reloads_failed = 0
         self.last_error = ""
@@ -74,8 +76,8 @@ class RuleWatcher:
                 out.append((str(f), st.st_ino, st.st_size, st.st_mtime_ns))
         return tuple(sorted(out))
 
-    def load(self) -> list[LoadedRule]:
-        """Worker-thread part: read and compile everything (raises ConfigError)."""
+    def load(self) -> RuleSet:
+        """Worker-thread part: read and compile everything (ConfigError: config mistakes only)."""
         return select(self.cfg, self.source, builtin_root=self.builtin_root)
 
     def swap(self, fresh: list[LoadedRule]) -> None:
@@ -98,17 +100,30 @@ class RuleWatcher:
             return False
         self._stamp = stamp
         try:
-            fresh = await asyncio.to_thread(self.load)
+            result = await asyncio.to_thread(self.load)
         except ConfigError as exc:
             self.reloads_failed += 1
             if str(exc) != self.last_error:
                 log.error("detection rules not reloaded, the rules in force stay: %s", exc)
             self.last_error = str(exc)
             return False
-        self.swap(fresh)
+        # The good files apply; a refused rule is said once, while it stays refused.
+        before = {str(r) for r in self.refused}
+        for refusal in result.refused:
+            if str(refusal) not in before:
+                log.warning("detection rule refused (%s): %s", refusal.reason, refusal)
+        self.refused = result.refused
+        # A file that was good and now is not keeps its last good rules in force (a typo
+        # must not open a detection gap); the good files beside it apply.
+        broken = {r.source for r in result.refused}
+        fresh_ids = {lr.rule.meta.id for lr in result.loaded}
+        kept = [lr for lr in self.loaded
+                if lr.source in broken and lr.rule.meta.id not in fresh_ids]
+        self.swap(result.loaded + kept)
         self.reloads_ok += 1
         self.last_error = ""
-        log.info("detection rules reloaded: %d rules", len(fresh))
+        log.info("detection rules reloaded: %d rules, %d refused", len(result.loaded),
+                 len(result.refused))
         return True
 
     async def start(self) -> None:

@@ -6,13 +6,16 @@ from pathlib import Path
 
 from canhgac.errors import ConfigError
 from collector.detect.config import DetectionConfig
-from collector.detect.loader import BUILTIN_DIR, LoadedRule, builtin_packs, load_paths
+from collector.detect.loader import BUILTIN_DIR, RuleSet, builtin_packs, load_rules
 
 
 def select(
     cfg: DetectionConfig, source: str, section: str = "detection", builtin_root: Path = BUILTIN_DIR
-) -> list[LoadedRule]:
-    """Load what ``cfg`` asks for; config mistakes name collector.yaml and the key."""
+) -> RuleSet:
+    """Load what ``cfg`` asks for; config mistakes name collector.yaml and the key.
+
+    A rule that cannot be read is refused (``RuleSet.refused``), never fatal.
+    """
     available = builtin_packs(builtin_root)
     packs = available if cfg.packs is None else cfg.packs
     paths: list[tuple[Path, str]] = []
@@ -27,10 +30,13 @@ def select(
         if not d.exists():
             raise ConfigError(source, f"{section}.rules_dirs[{i}]", f"{d} does not exist")
         paths.append((d, d.name if d.is_dir() else d.parent.name))
-    loaded = load_paths(paths)
+    result = load_rules(paths)
+    loaded = result.loaded
     for i, selector in enumerate(cfg.disabled):
-        if not any(lr.rule.meta.matches_selector(selector) for lr in loaded):
+        if not any(lr.rule.meta.matches_selector(selector) for lr in loaded) and not result.refused:
             raise ConfigError(
                 source, f"{section}.disabled[{i}]", f"no loaded rule has id or name {selector!r}"
             )
-    return [lr for lr in loaded if not any(lr.rule.meta.matches_selector(s) for s in cfg.disabled)]
+    result.loaded = [lr for lr in loaded
+                     if not any(lr.rule.meta.matches_selector(s) for s in cfg.disabled)]
+    return result

@@ -22,7 +22,7 @@ def run(capsys, *argv: str) -> tuple[int, str, str]:
 def test_builtin_pack_passes(capsys) -> None:
     code, out, _ = run(capsys, str(BUILTIN_DIR))
     assert code == 0
-    assert "11 rule(s) valid" in out and " FAIL " not in out
+    assert "11 rule(s) loaded, 0 refused" in out and " FAIL " not in out
 
 
 def test_one_rule_file(capsys) -> None:
@@ -42,15 +42,27 @@ def test_failing_test_exits_1_and_says_why(tmp_path: Path, capsys) -> None:
     assert "expected 3 alert(s), got 0" in out
 
 
-def test_invalid_rule_exits_2_with_one_line(tmp_path: Path, capsys) -> None:
+def test_invalid_rule_is_refused_with_its_reason_and_exits_2(tmp_path: Path, capsys) -> None:
     rule = tmp_path / "bad.yml"
     rule.write_text(BRUTE.read_text(encoding="utf-8").replace("count: 5", "count: many"),
                     encoding="utf-8")
     code, out, err = run(capsys, str(rule))
     assert code == 2
-    assert err.strip() == (f"canhgac: error: {rule}: threshold.count: expected a positive "
-                           "integer, got 'many'")
+    assert (f"REFUSED (kind_options)  {rule}: threshold.count: expected a positive "
+            "integer, got 'many'") in out
+    assert "0 rule(s) loaded, 1 refused (kind_options 1)" in out
     assert "Traceback" not in err
+
+
+def test_one_bad_file_does_not_hide_the_others(tmp_path: Path, capsys) -> None:
+    """Issue 15 finding: `rules test DIR` stopped at the first bad file."""
+    (tmp_path / "a-bad.yml").write_text("title: [unclosed\n", encoding="utf-8")
+    (tmp_path / "b-good.yml").write_text(BRUTE.read_text(encoding="utf-8"), encoding="utf-8")
+    (tmp_path / "c-dup.yml").write_text(BRUTE.read_text(encoding="utf-8"), encoding="utf-8")
+    code, out, _ = run(capsys, str(tmp_path))
+    assert code == 2
+    assert "SSH brute force" in out and "ok   five failures" in out  # the good one was tested
+    assert "1 rule(s) loaded, 2 refused (yaml 1, duplicate_id 1)" in out
 
 
 def test_invalid_test_case_exits_2(tmp_path: Path, capsys) -> None:

@@ -191,11 +191,11 @@ def cfg(**raw) -> DetectionConfig:
 
 
 def test_select_packs_and_disabled() -> None:
-    all_rules = select(cfg(), "collector.yaml")
+    all_rules = select(cfg(), "collector.yaml").loaded
     assert len(all_rules) >= 11
-    auth = select(cfg(packs=["auth"]), "collector.yaml")
+    auth = select(cfg(packs=["auth"]), "collector.yaml").loaded
     assert {lr.rule.meta.ruleset for lr in auth} == {"canhgac/auth"}
-    fewer = select(cfg(disabled=["canhgac_reverse_shell"]), "collector.yaml")
+    fewer = select(cfg(disabled=["canhgac_reverse_shell"]), "collector.yaml").loaded
     assert len(fewer) == len(all_rules) - 1
 
 
@@ -224,7 +224,7 @@ def test_user_rules_dir_is_loaded_with_its_ruleset(tmp_path: Path) -> None:
     d = tmp_path / "province-rules"
     d.mkdir()
     write(d, SIGMA)
-    loaded = select(cfg(packs=[], rules_dirs=[str(d)]), "collector.yaml")
+    loaded = select(cfg(packs=[], rules_dirs=[str(d)]), "collector.yaml").loaded
     assert [lr.rule.meta.ruleset for lr in loaded] == ["province-rules"]
 
 

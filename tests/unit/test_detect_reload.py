@@ -48,7 +48,7 @@ def _setup(tmp_path: Path, interval: str = "0s") -> tuple[RuleWatcher, Engine, P
     (rules / "fails.yml").write_text(FAILS, encoding="utf-8")
     cfg = load_section({"packs": [], "rules_dirs": [str(rules)], "reload_interval": interval},
                        DetectionConfig, "c.yaml", "detection")
-    loaded = select(cfg, "c.yaml")
+    loaded = select(cfg, "c.yaml").loaded
     engine = Engine([lr.rule for lr in loaded])
     return RuleWatcher(engine, cfg, "c.yaml", loaded), engine, rules
 
@@ -67,18 +67,26 @@ async def test_edit_add_and_broken_edit(tmp_path: Path) -> None:
     # The unchanged threshold rule kept its window: the third failure fires.
     assert len(engine.process([fail])) == 1
 
+    # A broken edit: the file is refused, its last good rule stays in force (with its
+    # state: still throttled), and a good file added beside it applies (issue 15).
     _touch(rules / "shell.yml", SHELL.replace("level: high", "level: severe"))
-    assert await watcher.check() is False
-    assert watcher.reloads_failed == 1 and "shell.yml: level" in watcher.last_error
+    (rules / "other.yml").write_text(SHELL.replace("6a1d3f2e", "8c1d3f2e").replace(
+        "title: shell", "title: other").replace("process.name: sh", "process.name: zsh"),
+        encoding="utf-8")
+    assert await watcher.check() is True
+    assert [(str(Path(r.source).name), r.reason, r.path) for r in watcher.refused] == [
+        ("shell.yml", "metadata", "level")]
     assert len(engine.process([_ev("process", process={"name": "bash"})])) == 0  # throttled
-    assert [r.meta.title for r in engine.rules] == ["fails", "shell"]
+    assert sorted(r.meta.title for r in engine.rules) == ["fails", "other", "shell"]
+    assert len(engine.process([_ev("process", process={"name": "zsh"})])) == 1
+    (rules / "other.yml").unlink()
 
     (rules / "more.yml").write_text(SHELL.replace("6a1d3f2e", "7b1d3f2e").replace(
         "title: shell", "title: more"), encoding="utf-8")
     _touch(rules / "shell.yml", SHELL)
     assert await watcher.check() is True
     assert sorted(r.meta.title for r in engine.rules) == ["fails", "more", "shell"]
-    assert watcher.reloads_ok == 2
+    assert watcher.reloads_ok == 3 and watcher.refused == []
 
 
 async def test_watch_task_polls_and_stops(tmp_path: Path) -> None:
