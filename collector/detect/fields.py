@@ -88,6 +88,23 @@ LOGSOURCE_TO_DATASET: tuple[tuple[str | None, str | None, str | None, str], ...]
 )
 
 
+# What a Sigma category means beyond its dataset: the ECS ``event.type`` values an event
+# must carry. ``process_creation`` is a process *start* (not its end, not a baseline);
+# ``file_event`` is a file created or modified (SigmaHQ's meaning), never deleted.
+LOGSOURCE_EVENT_TYPES: dict[str, frozenset[str]] = {
+    "process_creation": frozenset({"start"}),
+    "file_event": frozenset({"creation", "change"}),
+    "file_change": frozenset({"change"}),
+    "file_delete": frozenset({"deletion"}),
+    "file_rename": frozenset({"change"}),
+}
+
+
+def event_type_guard(category: str | None) -> frozenset[str] | None:
+    """The event.type values a Sigma category requires, or None (no constraint)."""
+    return LOGSOURCE_EVENT_TYPES.get(category) if category else None
+
+
 class UnknownField(ValueError):
     """A bare (dot-less) field name that is neither ECS nor in SIGMA_TO_ECS."""
 

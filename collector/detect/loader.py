@@ -27,14 +27,14 @@ from canhgac.config import read_yaml_documents
 from canhgac.errors import ConfigError
 from canhgac.schema import ALERT, DATASETS
 from collector.detect import syntax
-from collector.detect.fields import dataset_for_logsource
+from collector.detect.fields import dataset_for_logsource, event_type_guard
 from collector.detect.kinds.absence import AbsenceRule
 from collector.detect.kinds.sequence import SequenceRule, Step
 from collector.detect.kinds.sigma import DEFAULT_KEY, SigmaRule
 from collector.detect.kinds.threshold import ThresholdRule
 from collector.detect.model import KINDS, SEVERITY, RuleError, RuleMeta, parse_tags
 from collector.detect.rule import Rule
-from collector.detect.sigma_compile import compile_detections
+from collector.detect.sigma_compile import Predicate, compile_detections
 
 BUILTIN_DIR = Path(__file__).resolve().parents[2] / "configs" / "rules"
 RULE_SUFFIXES = (".yml", ".yaml")
@@ -299,6 +299,9 @@ def _sigma(doc: dict[str, Any], meta: RuleMeta, throttle: float | None) -> Rule:
             "listed in docs/detection.md",
         )
     predicate = compile_detections(doc["detection"], "detection")
+    types = event_type_guard(logsource.get("category"))
+    if types is not None:
+        predicate = _with_event_types(predicate, types)
     sigma_doc = {k: v for k, v in doc.items() if k not in _EXT_KEYS}
     try:
         PySigmaRule.from_dict(sigma_doc)  # Sigma's own checks: UUID id, status, dates, tags
@@ -306,6 +309,23 @@ def _sigma(doc: dict[str, Any], meta: RuleMeta, throttle: float | None) -> Rule:
         text = str(exc.args[0]) if exc.args else str(exc)
         raise RuleError("", f"not a valid Sigma rule: {text}") from None
     return SigmaRule(meta, (dataset,), predicate, _group_by(doc, DEFAULT_KEY), throttle)
+
+
+def _with_event_types(predicate: Predicate, types: frozenset[str]) -> Predicate:
+    """The rule's predicate, for events whose ``event.type`` has one of ``types`` only."""
+
+    def guarded(doc: dict[str, Any]) -> bool:
+        ev = doc.get("event")
+        got = ev.get("type") if isinstance(ev, dict) else None
+        if isinstance(got, str):
+            ok = got in types
+        elif isinstance(got, list):
+            ok = any(t in types for t in got if isinstance(t, str))
+        else:
+            ok = False
+        return ok and predicate(doc)
+
+    return guarded
 
 
 def _dataset(doc: dict[str, Any], path: str, *, required: bool = True) -> tuple[str, ...]:

