@@ -3,9 +3,11 @@
 An alert is an ordinary event (``event.kind: alert``, dataset ``alert``) with a
 new ``event.id``, so it flows through the same spool and outputs as telemetry and
 is idempotent on every hop like everything else. It carries who it is about
-(``canhgac.*`` system/unit/agent, ``host.*``, ``source.ip``, ``user.name``)
-copied from the triggering event so the SOC can route it without a join, and
-the ids of the events that made it, so it can be proven from the data.
+(``canhgac.*`` system/unit/agent, ``host.*``) and the evidence that made it fire —
+executable, command line, pid, parent, user, group, file, addresses, ports, DNS
+name — in their ECS fields, copied from the triggering event so the SOC can act
+without a join, and the ids of the events that made it, so it can be proven from
+the data.
 """
 
 from __future__ import annotations
@@ -22,7 +24,15 @@ FRAMEWORK = "MITRE ATT&CK"
 
 # Fields copied from the triggering event (whole objects for host/agent/canhgac).
 _COPY_OBJECTS = ("host", "agent")
-_COPY_FIELDS = ("source.ip", "source.port", "source.mac", "user.name", "destination.ip")
+_COPY_FIELDS = (
+    "source.ip", "source.port", "source.mac", "source.domain",
+    "destination.ip", "destination.port", "destination.domain", "network.transport",
+    "user.name", "user.id", "user.target.name", "group.name", "group.id",
+    "process.pid", "process.name", "process.executable", "process.command_line",
+    "process.working_directory", "process.parent.pid", "process.parent.executable",
+    "process.parent.command_line",
+    "file.path", "file.name", "file.hash.sha256", "dns.question.name", "url.original",
+)
 _getters = {f: make_getter(f) for f in _COPY_FIELDS}
 # Parts of canhgac.* that describe the source event itself, not whom it concerns.
 _NOT_COPIED = ("alert", "heartbeat")
@@ -78,8 +88,14 @@ def build_alert(
     for dotted, get in _getters.items():
         value = get(src)
         if value is not None:
-            top, leaf = dotted.split(".", 1)
-            doc.setdefault(top, {})[leaf] = value
+            *parents, leaf = dotted.split(".")
+            target = doc
+            for part in parents:
+                nxt = target.get(part)
+                if not isinstance(nxt, dict):
+                    nxt = target[part] = {}
+                target = nxt
+            target[leaf] = copy.deepcopy(value)
 
     ours = src.get("canhgac")
     canhgac: dict[str, Any] = copy.deepcopy(ours) if isinstance(ours, dict) else {}

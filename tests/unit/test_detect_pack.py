@@ -21,7 +21,7 @@ REQUIRED = {
     "canhgac_ssh_brute_force", "canhgac_ssh_brute_force_success", "canhgac_new_listening_port",
     "canhgac_new_user_account", "canhgac_uid0_account", "canhgac_sensitive_file_change",
     "canhgac_cron_systemd_persistence", "canhgac_reverse_shell", "canhgac_port_scan",
-    "canhgac_arp_spoof", "canhgac_agent_offline",
+    "canhgac_arp_spoof", "canhgac_agent_offline", "canhgac_privileged_group_membership",
 }
 UUID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$")
 
