@@ -122,7 +122,11 @@ def build_alert(
     doc["canhgac"] = canhgac
 
     where = alert.get("key", "")
-    if update_of:
+    new = alert.get("new_evidence")
+    if update_of and new:
+        what = ", ".join(f"{k}={str(v)[:120]}" for k, v in new.items())
+        doc["message"] = f"{meta.title}: new evidence {what} ({where})"
+    elif update_of:
         doc["message"] = f"{meta.title}: {suppressed} more matching events ({where})"
     else:
         n = f"{match.count} events, " if match.count > 1 else ""

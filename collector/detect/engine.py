@@ -24,7 +24,7 @@ from typing import Any
 from collector.detect.alerts import build_alert
 from collector.detect.model import Match
 from collector.detect.rule import Rule
-from collector.detect.throttle import Throttle
+from collector.detect.throttle import EVIDENCE_FIELDS, Throttle
 
 Event = dict[str, Any]
 log = logging.getLogger(__name__)
@@ -77,7 +77,9 @@ class Engine:
                 rule.configure(cap=lim.max_keys, heartbeat_interval=lim.heartbeat_interval)
                 window = lim.throttle if rule.throttle_window is None else rule.throttle_window
                 build = partial(build_alert, max_ids=lim.max_event_ids)
-                rule.throttle = Throttle(window, build, cap=lim.max_keys, max_ids=lim.max_event_ids)
+                evidence = EVIDENCE_FIELDS if rule.kind == "sigma" else ()
+                rule.throttle = Throttle(window, build, cap=lim.max_keys, max_ids=lim.max_event_ids,
+                                         evidence_fields=evidence)
             for ds in rule.datasets:
                 index.setdefault(ds, []).append(rule.on_event)
         by_id = {r.meta.id: r for r in rules}
@@ -179,6 +181,7 @@ class Engine:
             "errors": self.errors_total,
             "alerts": dict(self.alerts_total),
             "suppressed": {r.meta.id: r.throttle.suppressed_total for r in self.rules},
+            "escalated": {r.meta.id: r.throttle.escalated_total for r in self.rules},
             "state_keys": {r.meta.id: r.state_size() + len(r.throttle) for r in self.rules},
             "evicted": {r.meta.id: r.evicted() + r.throttle.evicted for r in self.rules},
         }

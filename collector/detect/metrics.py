@@ -41,6 +41,8 @@ class DetectionMetrics(Collector):
             ("canhgac_detect_alerts", "Alerts raised (including updates), per rule", "alerts"),
             ("canhgac_detect_suppressed", "Matches folded into an open alert by throttling",
              "suppressed"),
+            ("canhgac_detect_escalated", "Matches with new evidence raised at once as an update",
+             "escalated"),
             ("canhgac_detect_state_evictions", "Per-key state evicted because a table was full",
              "evicted"),
         ):

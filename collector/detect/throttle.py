@@ -10,6 +10,14 @@ alerts per key per window, whatever the event rate.
 
 Windows are measured in collector time (the tick clock), not event time: the
 question is "how often do we page the SOC", which is about now.
+
+Folding is only for repeats of the *same evidence*. For rules given
+``evidence_fields`` (single-event Sigma rules), a hit inside an open window whose
+evidence (command line, executable, user, group, file, addresses) differs from every
+hit already alerted in the window escalates at once: an update alert naming what is
+new (``canhgac.alert.new_evidence``), never a silent fold. A root reverse shell after
+an unrelated one on the same host is a new alert, not "1 more matching event".
+Distinct evidence per window is bounded (``MAX_EVIDENCE``); beyond it hits fold.
 """
 
 from __future__ import annotations
@@ -17,18 +25,28 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+from collector.detect.fields import make_getter
 from collector.detect.model import Match
 from collector.detect.state import KeyedState
 
 AlertBuilder = Callable[..., dict[str, Any]]
 
+# What makes two hits of one rule different things, not repeats of one thing.
+EVIDENCE_FIELDS: tuple[str, ...] = (
+    "process.executable", "process.command_line", "user.name", "group.name", "file.path",
+    "source.ip", "destination.ip", "destination.port", "dns.question.name",
+)
+MAX_EVIDENCE = 32  # distinct evidence escalated per open window
+
 
 class _Open:
     """An open throttle window for one key."""
 
-    __slots__ = ("expires", "alert_id", "suppressed", "sample", "last", "first_seen", "last_seen")
+    __slots__ = ("expires", "alert_id", "suppressed", "sample", "last", "first_seen", "last_seen",
+                 "evidence")
 
-    def __init__(self, expires: float, alert_id: str, match: Match) -> None:
+    def __init__(self, expires: float, alert_id: str, match: Match,
+                 evidence: tuple[Any, ...] | None = None) -> None:
         self.expires = expires
         self.alert_id = alert_id
         self.suppressed = 0
@@ -36,18 +54,22 @@ class _Open:
         self.last: Match = match
         self.first_seen = match.first_seen
         self.last_seen = match.last_seen
+        self.evidence: set[tuple[Any, ...]] = {evidence} if evidence is not None else set()
 
 
 class Throttle:
     """Per-rule throttle. ``window`` 0 disables it (every hit is an alert)."""
 
     def __init__(
-        self, window: float, build: AlertBuilder, *, cap: int = 50_000, max_ids: int = 50
+        self, window: float, build: AlertBuilder, *, cap: int = 50_000, max_ids: int = 50,
+        evidence_fields: tuple[str, ...] = (),
     ) -> None:
         self.window = window
         self.build = build
         self.max_ids = max_ids
         self.suppressed_total = 0
+        self.escalated_total = 0
+        self._evidence = tuple((f, make_getter(f)) for f in evidence_fields)
         self._pending: list[dict[str, Any]] = []
         # Evicting an open window must not lose its count: flush it as an update.
         self._open: KeyedState[tuple[Any, ...], _Open] = KeyedState(
@@ -71,7 +93,13 @@ class Throttle:
         if self.window <= 0:
             return [self.build(match)]
         slot = self._open.get(match.key)
+        evidence = self._fingerprint(match)
         if slot is not None and slot.expires > now:
+            if (evidence is not None and evidence not in slot.evidence
+                    and len(slot.evidence) < MAX_EVIDENCE):
+                slot.evidence.add(evidence)
+                self.escalated_total += 1
+                return [self._escalation(slot, match, evidence)]
             self._suppress(slot, match)
             return out
         if slot is not None:
@@ -81,7 +109,8 @@ class Throttle:
                 out.append(update)
         alert = self.build(match)
         self._open.touch(
-            match.key, now, lambda: _Open(now + self.window, alert["event"]["id"], match)
+            match.key, now,
+            lambda: _Open(now + self.window, alert["event"]["id"], match, evidence)
         )
         out.append(alert)
         if self._pending:
@@ -117,6 +146,23 @@ class Throttle:
                 out.append(update)
         return out
 
+    def _fingerprint(self, match: Match) -> tuple[Any, ...] | None:
+        if not self._evidence:
+            return None
+        return tuple(_hashable(get(match.event)) for _, get in self._evidence)
+
+    def _escalation(self, slot: _Open, match: Match, evidence: tuple[Any, ...]) -> dict[str, Any]:
+        """An update now, naming the evidence no earlier alert of this window had."""
+        seen_before = slot.evidence - {evidence}
+        new = {name: value for i, ((name, _), value) in enumerate(zip(self._evidence, evidence,
+                                                                      strict=True))
+               if value is not None and value not in {old[i] for old in seen_before}}
+        escalated = Match(meta=match.meta, key=match.key, key_fields=match.key_fields,
+                          event=match.event, event_ids=match.event_ids, count=match.count,
+                          first_seen=match.first_seen, last_seen=match.last_seen,
+                          extra={**match.extra, "new_evidence": new})
+        return self.build(escalated, update_of=slot.alert_id, suppressed=0)
+
     def _flush_evicted(self, _key: tuple[Any, ...], slot: _Open) -> None:
         update = self._update(slot)
         if update is not None:
@@ -138,3 +184,11 @@ class Throttle:
             extra=m.extra,
         )
         return self.build(summary, update_of=slot.alert_id, suppressed=slot.suppressed)
+
+
+def _hashable(value: Any) -> Any:
+    if isinstance(value, list):
+        return tuple(_hashable(v) for v in value)
+    if isinstance(value, dict):
+        return tuple(sorted((k, _hashable(v)) for k, v in value.items()))
+    return value

