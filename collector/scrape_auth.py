@@ -9,30 +9,16 @@ when the collector listens on a loopback address.
 
 from __future__ import annotations
 
-import hmac
 import ipaddress
-import os
-import secrets
 from pathlib import Path
 
 from aiohttp import web
 
+from canhgac import tokenfile
 from canhgac.errors import ConfigError
 from collector.config import CollectorConfig
 
 TOKEN_FILE = "metrics.token"
-
-
-def ensure_token_file(path: Path) -> Path:
-    """Create a random token at ``path`` once (0600); an existing file is kept."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    try:
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    except FileExistsError:
-        return path
-    with os.fdopen(fd, "w") as f:
-        f.write(secrets.token_urlsafe(32) + "\n")
-    return path
 
 
 def _loopback(host: str) -> bool:
@@ -60,7 +46,7 @@ class ScrapeAuth:
             return cls(None)
         path = m.token_file or Path(config.state_dir) / TOKEN_FILE
         if m.token_file is None:
-            ensure_token_file(path)
+            tokenfile.ensure(path)
         elif not path.is_file():
             raise ConfigError(source, "metrics.token_file", f"{path}: no such file")
         return cls(path)
@@ -69,12 +55,7 @@ class ScrapeAuth:
         """Raise 401 unless the request carries the token (or no token is required)."""
         if self.token_path is None:
             return
-        header = request.headers.get("Authorization", "")
-        given = header[7:].strip() if header[:7].lower() == "bearer " else ""
-        try:
-            expected = self.token_path.read_text(encoding="utf-8").strip()
-        except OSError:
-            expected = ""
-        if not (given and expected and hmac.compare_digest(given.encode(), expected.encode())):
+        given = tokenfile.bearer(request.headers.get("Authorization", ""))
+        if not tokenfile.matches(given, self.token_path):
             raise web.HTTPUnauthorized(text="a bearer token is required for /metrics\n",
                                        headers={"WWW-Authenticate": 'Bearer realm="metrics"'})

@@ -10,18 +10,17 @@ without that service nobody else gets anything. docs/alerts.md.
 
 from __future__ import annotations
 
-import hmac
 import inspect
 import ipaddress
-import os
 import re
-import secrets
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
+
+from canhgac import tokenfile
 
 if TYPE_CHECKING:
     from collector.ports import OperatorAuthenticator
@@ -71,19 +70,10 @@ class Principal:
 
 def ensure_token(state_dir: Path) -> Path:
     """Create the admin token once (0600, never overwritten), return its path."""
-    path = state_dir / TOKEN_FILE
-    state_dir.mkdir(parents=True, exist_ok=True)
-    try:
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    except FileExistsError:
-        return path
-    with os.fdopen(fd, "w") as f:
-        f.write(secrets.token_urlsafe(32) + "\n")
-    return path
+    return tokenfile.ensure(state_dir / TOKEN_FILE)
 
 
-def read_token(path: Path) -> str:
-    return path.read_text(encoding="utf-8").strip()
+read_token = tokenfile.read
 
 
 def is_loopback(remote: str | None) -> bool:
@@ -104,13 +94,8 @@ class Access:
         """Loopback + the admin token: constant-time, and False on any doubt."""
         if not is_loopback(request.remote):
             return False
-        header = request.headers.get("Authorization", "")
-        given = header[7:].strip() if header.lower().startswith("bearer ") else ""
-        try:
-            expected = read_token(self.token_path)
-        except OSError:
-            return False
-        return bool(given and expected) and hmac.compare_digest(given.encode(), expected.encode())
+        return tokenfile.matches(tokenfile.bearer(request.headers.get("Authorization", "")),
+                                 self.token_path)
 
     async def principal(self, request: web.Request) -> Principal:
         """Authenticate or raise 401/403; never returns an anonymous principal.
