@@ -30,9 +30,6 @@ class Item:
     dataset: str  # bounded: one of DATASETS (unknown datasets are "raw")
     line: bytes
     action: bytes = b""
-    system_id: str | None = None
-    unit: str | None = None
-    level: int | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -85,12 +82,6 @@ def line_id(line: bytes) -> str:
     return "sha256-" + hashlib.sha256(line).hexdigest()[:40]
 
 
-def dataset_of(doc: dict[str, Any]) -> str:
-    ev = doc.get("event")
-    ds = ev.get("dataset") if isinstance(ev, dict) else None
-    return ds if isinstance(ds, str) and ds in _KNOWN else RAW
-
-
 def _owner(doc: dict[str, Any]) -> tuple[str | None, str | None, int | None]:
     cg = doc.get("canhgac")
     if not isinstance(cg, dict):
@@ -106,34 +97,48 @@ def _owner(doc: dict[str, Any]) -> tuple[str | None, str | None, int | None]:
             level if isinstance(level, int) and not isinstance(level, bool) else None)
 
 
+def _level(doc: dict[str, Any]) -> int | None:
+    cg = doc.get("canhgac")
+    system = cg.get("system") if isinstance(cg, dict) else None
+    level = system.get("level") if isinstance(system, dict) else None
+    return level if isinstance(level, int) and not isinstance(level, bool) else None
+
+
 def encode(lines: list[bytes], config: ElasticsearchConfig) -> Encoded:
+    """Parse each line once for its id, dataset and level; the document bytes are the line.
+
+    The hot path of the output: per line one ``orjson.loads`` and a few dict lookups; the
+    stream name and the action's prefix are built once per (dataset, level) and batch.
+    """
     out = Encoded()
     items = out.items
-    # the stream (and the action's prefix) depends on dataset and level only: once per batch
+    loads, dumps, known_datasets = orjson.loads, orjson.dumps, _KNOWN
     prefixes: dict[tuple[str, int | None], tuple[str, bytes]] = {}
     for i, line in enumerate(lines):
         try:
-            doc = orjson.loads(line)
+            doc = loads(line)
         except orjson.JSONDecodeError as exc:
             out.invalid.append(InvalidLine(i, line, f"not valid JSON: {exc}"))
             continue
-        if not isinstance(doc, dict):
+        if type(doc) is not dict:
             out.invalid.append(InvalidLine(i, line, "not a JSON object"))
             continue
         ev = doc.get("event")
-        eid = ev.get("id") if isinstance(ev, dict) else None
-        doc_id = eid if isinstance(eid, str) and 0 < len(eid.encode()) <= 512 else line_id(line)
-        dataset = dataset_of(doc)
-        sid, unit, level = _owner(doc)
-        key = (dataset, level)
+        if type(ev) is dict:
+            eid, dataset = ev.get("id"), ev.get("dataset")
+            if dataset not in known_datasets:
+                dataset = RAW
+        else:
+            eid, dataset = None, RAW
+        doc_id = eid if type(eid) is str and 0 < len(eid) and len(eid.encode()) <= 512 \
+            else line_id(line)
+        key = (dataset, _level(doc))
         known = prefixes.get(key)
         if known is None:
-            stream = config.stream(dataset, config.class_for_level(level))
-            known = prefixes[key] = (stream, b'{"create":{"_index":' + orjson.dumps(stream) + b',"_id":')
-        stream, prefix = known
-        action = prefix + orjson.dumps(doc_id) + b"}}"
-        items.append(Item(i, doc_id, stream, dataset, line.rstrip(b"\r\n"), action,
-                          sid, unit, level))
+            stream = config.stream(dataset, config.class_for_level(key[1]))
+            known = prefixes[key] = (stream, b'{"create":{"_index":' + dumps(stream) + b',"_id":')
+        items.append(Item(i, doc_id, known[0], dataset, line.rstrip(b"\r\n"),
+                          known[1] + dumps(doc_id) + b"}}"))
     return out
 
 
@@ -159,12 +164,15 @@ def deadletter_doc(rejected: Rejected) -> dict[str, Any]:
     if rejected.status is not None:
         doc["http"] = {"response": {"status_code": rejected.status}}
     if item is not None:
-        if item.system_id:
-            doc["canhgac"]["system"] = {"id": item.system_id}
-            if item.level is not None:
-                doc["canhgac"]["system"]["level"] = item.level
-        if item.unit:
-            doc["canhgac"]["unit"] = {"name": item.unit}
+        # who the event belongs to, for scoped search of the dead-letter stream (rare path:
+        # parsed again here rather than for every event in encode)
+        system_id, unit, level = _owner(orjson.loads(line))
+        if system_id:
+            doc["canhgac"]["system"] = {"id": system_id}
+            if level is not None:
+                doc["canhgac"]["system"]["level"] = level
+        if unit:
+            doc["canhgac"]["unit"] = {"name": unit}
     return doc
 
 
