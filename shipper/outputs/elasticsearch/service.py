@@ -32,13 +32,20 @@ from shipper.output import Batch, PermanentError, SendResult, TransientError
 from shipper.outputs.elasticsearch import templates, transport_log
 from shipper.outputs.elasticsearch.config import ElasticsearchConfig
 from shipper.outputs.elasticsearch.encoder import (
+    Item,
     Rejected,
     body_of,
     deadletter_parts,
     encode,
 )
 from shipper.outputs.elasticsearch.health import Health, Metrics, cluster_status
-from shipper.outputs.elasticsearch.response import FILTER_PATH, BulkReply, ItemStatus, items_of
+from shipper.outputs.elasticsearch.response import (
+    CREATED,
+    FILTER_PATH,
+    BulkReply,
+    ItemStatus,
+    items_of,
+)
 from shipper.outputs.elasticsearch.retry import Action, classify, describe, retry_after
 
 log = logging.getLogger(__name__)
@@ -202,20 +209,30 @@ class ElasticsearchOutput:
                              error_type="invalid_event") for bad in enc.invalid]
         if enc.items:
             statuses = await self._write(enc.parts())
-            for item, st in zip(enc.items, statuses, strict=True):
-                action = classify(st.status, st.error_type)
-                if action is Action.DEAD_LETTER:
-                    rejected.append(Rejected(item.index, item.line, st.describe(), st.status,
-                                             st.error_type, item))
-                    continue
-                tally[_OUTCOME[action], item.dataset] += 1
-                if action is Action.RETRY:
-                    result.retry.append(item.index)
+            if statuses.count(CREATED) == len(statuses):  # the usual case: all written
+                for dataset, n in Counter(item.dataset for item in enc.items).items():
+                    tally["delivered", dataset] += n
+            else:
+                self._sort(enc.items, statuses, result, rejected, tally)
         if rejected:
             await self._deadletter(rejected, result, tally)
         for (outcome, dataset), n in tally.items():
             self.metrics.count(outcome, dataset, n)
         return result
+
+    @staticmethod
+    def _sort(items: list[Item], statuses: list[ItemStatus], result: SendResult,
+              rejected: list[Rejected], tally: Counter[tuple[str, str]]) -> None:
+        """Each item to its outcome, as ``classify`` says."""
+        for item, st in zip(items, statuses, strict=True):
+            action = classify(st.status, st.error_type)
+            if action is Action.DEAD_LETTER:
+                rejected.append(Rejected(item.index, item.line, st.describe(), st.status,
+                                         st.error_type, item))
+                continue
+            tally[_OUTCOME[action], item.dataset] += 1
+            if action is Action.RETRY:
+                result.retry.append(item.index)
 
     async def _deadletter(self, rejected: list[Rejected], result: SendResult,
                           tally: Counter[tuple[str, str]]) -> None:
