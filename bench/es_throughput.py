@@ -6,7 +6,8 @@
 (b) like for like: the same documents (enriched exactly as the collector enriches them) bulk-loaded
     with the client's ``async_streaming_bulk``, as many streams in parallel as the output's
     ``concurrency``, each with the output's ``batch_events`` / ``batch_bytes``, ``create`` with
-    ``_id`` into the same data streams and templates; clock stopped the same way.
+    ``_id`` into the same data streams and templates, through the same client
+    (``make_client``: transport settings and serializer); clock stopped the same way.
 
 The headline is the ratio (a)/(b) (target >= 0.95). Each round runs both, in alternating order
 (after an untimed warm-up load, so neither side meets a cold JVM), each with fresh event ids,
@@ -262,7 +263,8 @@ async def main() -> None:
         print(f"  Elasticsearch {await es_version(es_url)} at {es_url}: {node}")
         print(f"  output: batch_events {cfg.batch_events}, batch_bytes {cfg.batch_bytes}, "
               f"concurrency {cfg.concurrency}; direct: {cfg.concurrency} async_streaming_bulk "
-              f"streams, chunk_size {cfg.batch_events}, max_chunk_bytes {cfg.batch_bytes}")
+              f"streams, chunk_size {cfg.batch_events}, max_chunk_bytes {cfg.batch_bytes}; "
+              "both through the output's make_client (same transport, orjson serializer)")
         print(f"  agents: {args.agents} x {per:,} events in gzip batches of {args.batch_size}; "
               f"collector components: {', '.join(args.components) or 'none'}; "
               f"spool synchronous=FULL")
