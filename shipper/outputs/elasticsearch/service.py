@@ -18,12 +18,12 @@ with that reason. Nothing the client raises leaves this module as is.
 from __future__ import annotations
 
 import asyncio
-import logging
 import time
 from collections import Counter
 from typing import Any
 
-from elastic_transport import TransportError
+from elastic_transport import ConnectionError as TransportConnectionError
+from elastic_transport import ConnectionTimeout, TransportError
 from elasticsearch import ApiError, AsyncElasticsearch
 from elasticsearch.serializer import OrjsonSerializer
 from prometheus_client import CollectorRegistry
@@ -47,8 +47,6 @@ from shipper.outputs.elasticsearch.response import (
     items_of,
 )
 from shipper.outputs.elasticsearch.retry import Action, classify, describe, retry_after
-
-log = logging.getLogger(__name__)
 
 # the outcome counter's label for each per-item action of a write into a data stream
 _OUTCOME = {Action.DELIVERED: "delivered", Action.DUPLICATE: "duplicate", Action.RETRY: "retried"}
@@ -161,7 +159,8 @@ class ElasticsearchOutput:
         except TransportError as exc:  # no HTTP answer: refused, reset, timeout, TLS
             reply = BulkReply(None, error=describe(exc))
             self.metrics.requests.labels(
-                "transport_error" if type(exc) is TransportError else "connection_error").inc()
+                "connection_error" if isinstance(exc, TransportConnectionError | ConnectionTimeout)
+                else "transport_error").inc()
         else:
             self.metrics.requests.labels("ok").inc()
             self.health.ok()
