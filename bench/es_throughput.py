@@ -41,6 +41,7 @@ from typing import Any
 
 import aiohttp
 import orjson
+from elasticsearch import AsyncElasticsearch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
@@ -106,12 +107,13 @@ def enriched(events: list[list[dict[str, Any]]]) -> list[dict[str, Any]]:
     return docs
 
 
-async def direct(es_url: str, docs: list[dict[str, Any]]) -> tuple[float, float]:
+async def direct(es_url: str, docs: list[dict[str, Any]],
+                 stock_client: bool = False) -> tuple[float, float]:
     from elasticsearch.helpers import async_streaming_bulk
 
     ns = "bd" + secrets.token_hex(3)
     cfg = output_config(es_url, ns)
-    client = make_client(cfg)
+    client = AsyncElasticsearch(es_url) if stock_client else make_client(cfg)
     await templates.install(client, cfg)
     items = encode([orjson.dumps(d) for d in docs], cfg).items
     streams = cfg.concurrency
@@ -252,6 +254,9 @@ async def main() -> None:
     ap.add_argument("--agents", type=int, default=4)
     ap.add_argument("--batch-size", type=int, default=1000, help="events per agent batch")
     ap.add_argument("--rounds", type=int, default=2, help="(a)+(b) pairs, alternating order")
+    ap.add_argument("--direct-client", choices=("output", "stock"), default="output",
+                    help="(b)'s client: the output's make_client (default) or a stock "
+                         "AsyncElasticsearch (stdlib json serializer)")
     ap.add_argument("--components", nargs="*", default=[],
                     help="collector components to load (default none: the ingest->ES path)")
     args = ap.parse_args()
@@ -264,7 +269,9 @@ async def main() -> None:
         print(f"  output: batch_events {cfg.batch_events}, batch_bytes {cfg.batch_bytes}, "
               f"concurrency {cfg.concurrency}; direct: {cfg.concurrency} async_streaming_bulk "
               f"streams, chunk_size {cfg.batch_events}, max_chunk_bytes {cfg.batch_bytes}; "
-              "both through the output's make_client (same transport, orjson serializer)")
+              + ("both through the output's make_client (same transport, orjson serializer)"
+                 if args.direct_client == "output" else
+                 "direct through a stock AsyncElasticsearch (stdlib json serializer)"))
         print(f"  agents: {args.agents} x {per:,} events in gzip batches of {args.batch_size}; "
               f"collector components: {', '.join(args.components) or 'none'}; "
               f"spool synchronous=FULL")
@@ -273,7 +280,8 @@ async def main() -> None:
               f"{platform.python_version()}")
         sys.stdout.flush()
         print("warm-up (untimed) ...", file=sys.stderr)
-        await direct(es_url, enriched([make_events(5000, a) for a in range(2)]))
+        await direct(es_url, enriched([make_events(5000, a) for a in range(2)]),
+                     args.direct_client == "stock")
         ratios: list[float] = []
         rows: list[tuple[int, float, float, float, float]] = []
         for r in range(args.rounds):
@@ -287,7 +295,8 @@ async def main() -> None:
                                                         args.components)
                 else:
                     print(f"round {r + 1}: (b) direct, same documents ...", file=sys.stderr)
-                    dirr, dcpu = await direct(es_url, enriched(events))
+                    dirr, dcpu = await direct(es_url, enriched(events),
+                                              args.direct_client == "stock")
             rows.append((r + 1, coll, dirr, cpu, dcpu))
             ratios.append(coll / dirr)
         # CPU: of the collector process in (a) (ingest and output), of the bench's client in (b)
