@@ -253,7 +253,7 @@ async def main() -> None:
     ap.add_argument("--events", type=int, default=60_000)
     ap.add_argument("--agents", type=int, default=4)
     ap.add_argument("--batch-size", type=int, default=1000, help="events per agent batch")
-    ap.add_argument("--rounds", type=int, default=2, help="(a)+(b) pairs, alternating order")
+    ap.add_argument("--rounds", type=int, default=3, help="(a)+(b) pairs, alternating order")
     ap.add_argument("--direct-client", choices=("output", "stock"), default="output",
                     help="(b)'s client: the output's make_client (default) or a stock "
                          "AsyncElasticsearch (stdlib json serializer)")
