@@ -10,7 +10,7 @@
     (``make_client``: transport settings and serializer); clock stopped the same way.
 
 The headline is the ratio (a)/(b) (target >= 0.95). Each round runs both, in alternating order
-(after an untimed warm-up load, so neither side meets a cold JVM), each with fresh event ids,
+(after two untimed warm-up loads, so neither side meets a cold JVM), each with fresh event ids,
 its own namespace, and deletes its data streams afterwards; the headline is the median over the
 rounds. Without ``--es-url`` the bench starts its own test node (deploy/elasticsearch/start.sh)
 and stops it at the end.
@@ -282,9 +282,12 @@ async def main() -> None:
               f"{', '.join(f'{x:.2f}' for x in os.getloadavg())}, Python "
               f"{platform.python_version()}")
         sys.stdout.flush()
-        print("warm-up (untimed) ...", file=sys.stderr)
-        await direct(es_url, enriched([make_events(5000, a) for a in range(2)]),
-                     args.direct_client == "stock")
+        # a fresh node indexes at a fraction of its speed until its JIT has compiled the
+        # indexing paths: two untimed loads of a round's size first
+        for w in range(2):
+            print(f"warm-up {w + 1} (untimed) ...", file=sys.stderr)
+            await direct(es_url, enriched([make_events(per, a) for a in range(args.agents)]),
+                         args.direct_client == "stock")
         ratios: list[float] = []
         rows: list[tuple[int, float, float, float, float, float]] = []
         for r in range(args.rounds):
