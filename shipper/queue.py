@@ -177,6 +177,8 @@ class DurableQueue:
     def _open_reader_sync(self) -> None:
         self._rdb = sqlite_connect(self.path, synchronous=self._synchronous)  # type: ignore[arg-type]
         self._rdb.execute("PRAGMA query_only=1")
+        # it reads each chunk once, in order: a small page cache is enough (bounded memory)
+        self._rdb.execute("PRAGMA cache_size=-512")
 
     async def close(self) -> None:
         if self._closed:
