@@ -305,14 +305,17 @@ async def main() -> None:
                                               args.direct_client == "stock")
             rows.append((r + 1, coll, dirr, cpu, acpu, dcpu))
             ratios.append(coll / dirr)
-        # CPU, in % of a core while the clock ran: the collector process and the simulated
-        # agents (this process: TLS, HTTP) in (a), this process's bulk client in (b). The
-        # machine's cores are shared with Elasticsearch, so client CPU is taken from it.
+        # CPU while the clock ran, in % of a core and in CPU-seconds for the whole load: the
+        # collector process and the simulated agents (this process: TLS, HTTP) in (a), this
+        # process's bulk client in (b). The cores are shared with Elasticsearch: CPU a client
+        # uses is taken from it.
         print(f"\n  {'round':<6}{'(a) collector':>16}{'(b) direct':>14}{'(a)/(b)':>10}"
-              f"{'CPU (a) collector + agents':>29}{'(b) client':>12}")
+              f"{'(a) collector + agents CPU':>34}{'(b) client CPU':>20}")
         for r, coll, dirr, cpu, acpu, dcpu in rows:
+            ta, tb = total / coll, total / dirr
             print(f"  {r:<6}{coll:>12,.0f} e/s{dirr:>10,.0f} e/s{coll / dirr:>10.2f}"
-                  f"{cpu * 100:>18.0f} % + {acpu * 100:>3.0f} %{dcpu * 100:>10.0f} %")
+                  f"{cpu * 100:>10.0f} % ({cpu * ta:.2f} s) + {acpu * 100:.0f} %"
+                  f"{dcpu * 100:>10.0f} % ({dcpu * tb:.2f} s)")
         print(f"\n  like for like (a)/(b), median of {len(ratios)}: "
               f"{statistics.median(ratios):.2f}   (target >= 0.95)")
 
