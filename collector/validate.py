@@ -17,11 +17,13 @@ from typing import Any
 
 import orjson
 
+from canhgac.fields import IP, LONG, endpoint_fields
 from canhgac.schema import DATASETS, KINDS
 
 _ID = re.compile(r"^[A-Za-z0-9_.:-]{8,128}$")
-_IP_FIELDS = (("source", "ip"), ("destination", "ip"), ("client", "ip"), ("server", "ip"))
-_PORT_FIELDS = (("source", "port"), ("destination", "port"), ("server", "port"), ("client", "port"))
+# source/destination/client/server .ip and .port, from the kernel's field-type table
+_IP_FIELDS = endpoint_fields(IP)
+_PORT_FIELDS = endpoint_fields(LONG, "port")
 _DATASETS = frozenset(DATASETS)
 
 

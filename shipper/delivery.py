@@ -62,6 +62,7 @@ class DeliveryLoop:
         self._stopping = asyncio.Event()
         self._started = asyncio.Event()
         self._lease_lock = asyncio.Lock()
+        self._acks: set[asyncio.Task[None]] = set()
 
     async def start(self) -> None:
         self._tasks = [
@@ -80,6 +81,8 @@ class DeliveryLoop:
                 await t
             except (asyncio.CancelledError, Exception):
                 pass
+        if self._acks:
+            await asyncio.wait(self._acks)
         # Leases handed out but not acked must be handed out again to whoever
         # drains this output next (a restarted loop in this process).
         self.queue.release_all(self.output.name)
@@ -193,4 +196,14 @@ class DeliveryLoop:
             else:
                 backoff.reset()
         self.stats.batches += 1
-        await self.queue.ack(lease)
+        # The cursor's write waits for the spool's writer (behind ingest commits): the worker
+        # takes its next lease meanwhile. stop() waits for the acks still being written.
+        ack = asyncio.create_task(self.queue.ack(lease))
+        self._acks.add(ack)
+        ack.add_done_callback(self._ack_done)
+
+    def _ack_done(self, task: asyncio.Task[None]) -> None:
+        self._acks.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            # not acked: delivered again after a restart (duplicates are 409s, never copies)
+            self._note_error(f"ack failed: {task.exception()!r}")

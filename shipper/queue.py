@@ -133,6 +133,11 @@ class DurableQueue:
         self._output_names = tuple(outputs)
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"queue-{self.path.name}")
         self._db: sqlite3.Connection | None = None
+        # Leases read on their own connection and thread (WAL: readers never wait for a
+        # writer), so an output's next batch is not queued behind an ingest commit's fsync.
+        self._read_executor = ThreadPoolExecutor(
+            max_workers=1, thread_name_prefix=f"queue-read-{self.path.name}")
+        self._rdb: sqlite3.Connection | None = None
         self._cursors: dict[str, _Cursor] = {}
         self._pending: list[_PendingAppend] = []
         self._writer_wakeup: asyncio.Event | None = None
@@ -145,6 +150,7 @@ class DurableQueue:
     # -- lifecycle -------------------------------------------------------
     async def open(self) -> None:
         await self._run(self._open_sync)
+        await asyncio.get_running_loop().run_in_executor(self._read_executor, self._open_reader_sync)
         self._writer_wakeup = asyncio.Event()
         self._writer = asyncio.create_task(self._writer_loop(), name=f"queue-writer-{self.path.name}")
 
@@ -166,7 +172,13 @@ class DurableQueue:
                 db.execute("INSERT INTO cursors(output, acked) VALUES(?, 0)", (name,))
             self._cursors[name] = _Cursor(acked=acked, read_pos=acked)
         db.execute("COMMIT")
-        self._gc_sync()
+        self.bytes_used -= self._gc_sync()
+
+    def _open_reader_sync(self) -> None:
+        self._rdb = sqlite_connect(self.path, synchronous=self._synchronous)  # type: ignore[arg-type]
+        self._rdb.execute("PRAGMA query_only=1")
+        # it reads each chunk once, in order: a small page cache is enough (bounded memory)
+        self._rdb.execute("PRAGMA cache_size=-512")
 
     async def close(self) -> None:
         if self._closed:
@@ -178,6 +190,9 @@ class DurableQueue:
             await self._writer
         for cur in self._cursors.values():
             cur.wakeup.set()
+        if self._rdb is not None:
+            await asyncio.get_running_loop().run_in_executor(self._read_executor, self._rdb.close)
+        self._read_executor.shutdown(wait=True)
         if self._db is not None:
             await self._run(self._db.close)
         self._executor.shutdown(wait=True)
@@ -312,7 +327,8 @@ class DurableQueue:
     ) -> Lease | None:
         """Next chunks for ``output`` past everything already leased, or None."""
         cur = self._cursors[output]
-        rows = await self._run(self._read_sync, cur.read_pos, max_events, max_bytes)
+        rows = await asyncio.get_running_loop().run_in_executor(
+            self._read_executor, self._read_sync, cur.read_pos, max_events, max_bytes)
         if not rows:
             return None
         lines: list[bytes] = []
@@ -324,7 +340,7 @@ class DurableQueue:
         return lease
 
     def _read_sync(self, after: int, max_events: int, max_bytes: int) -> list[tuple]:
-        db = self._db
+        db = self._rdb
         assert db is not None
         out: list[tuple] = []
         events = size = 0
@@ -362,20 +378,29 @@ class DurableQueue:
     def _ack_sync(self, output: str, acked: int) -> None:
         db = self._db
         assert db is not None
-        db.execute("UPDATE cursors SET acked=? WHERE output=?", (acked, output))
-        self._gc_sync()
+        # cursor and garbage collection in one transaction: one commit (one fsync) per ack
+        db.execute("BEGIN")
+        try:
+            db.execute("UPDATE cursors SET acked=? WHERE output=?", (acked, output))
+            freed = self._gc_sync()
+            db.execute("COMMIT")
+        except BaseException:
+            db.execute("ROLLBACK")
+            raise
+        self.bytes_used -= freed
 
-    def _gc_sync(self) -> None:
+    def _gc_sync(self) -> int:
+        """Delete the chunks every output has acked; returns the bytes freed."""
         db = self._db
         assert db is not None
         if not self._cursors:
-            return
+            return 0
         floor = min(c.acked for c in self._cursors.values())
         freed = db.execute("SELECT COALESCE(SUM(nbytes),0) FROM chunks WHERE seq <= ?", (floor,))
-        nbytes = freed.fetchone()[0]
+        nbytes: int = freed.fetchone()[0]
         if nbytes:
             db.execute("DELETE FROM chunks WHERE seq <= ?", (floor,))
-            self.bytes_used -= nbytes
+        return nbytes
 
     def release_all(self, output: str) -> None:
         """Forget unacked leases so they are handed out again (after a send loop restarts)."""

@@ -1,4 +1,4 @@
-"""Field kinds for the query language, derived from the Elasticsearch mappings.
+"""Field kinds for the query language, derived from the kernel's field types.
 
 A field's kind decides what ``field:value`` means (exact keyword, contains for
 free text, numeric, date, IP/CIDR, boolean). Unmapped fields are keywords, as
@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import re
 
-from shipper.outputs.elasticsearch.mappings import FIELD_TYPES, FREE_TEXT
+from canhgac.fields import FIELD_TYPES, FREE_TEXT
 
 KEYWORD = "keyword"
 TEXT = "text"  # free text: case-insensitive (ASCII) "contains"

@@ -70,7 +70,7 @@ def test_encoder_uses_event_id_and_keeps_the_line() -> None:
     no_id = {"@timestamp": "2026-11-23T00:00:00.000Z", "event": {"dataset": "auth"}}
     lines = [orjson.dumps(e), b"not json", orjson.dumps(unknown), b"[1]", orjson.dumps(no_id)]
     enc = encode(lines, cfg)
-    assert [i for i, *_ in enc.invalid] == [1, 3]
+    assert [bad.index for bad in enc.invalid] == [1, 3]
     first = enc.items[0]
     assert json.loads(first.action) == {"create": {"_index": "logs-canhgac.auth-l2",
                                                    "_id": e["event"]["id"]}}

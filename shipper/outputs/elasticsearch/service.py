@@ -1,53 +1,65 @@
 """The Elasticsearch output: bulk ``create`` into data streams, an outcome per item.
 
-Per item: 2xx delivered; 409 duplicate (already there: delivered); 429 and 5xx
-handed back to the delivery loop as ``retry`` (only those items, with backoff,
-never the whole batch, never dropped); any other 4xx goes to the dead-letter
-data stream with the original event and Elasticsearch's reason. Only when
-that write is refused as well does the line go to the spool's dead-letter
-table (``SendResult.dead``), so nothing is ever dropped silently.
+What happens to each answer is decided in one place, ``retry.classify`` (its
+docstring has the table). In short, per item: 2xx delivered; 409 duplicate
+(already there: delivered); 429 and 5xx handed back to the delivery loop as
+``retry`` (only those items); any other 4xx goes to the dead-letter data stream
+with the original event and Elasticsearch's reason. Only when that write is
+refused as well does the line go to the spool's dead-letter table
+(``SendResult.dead``), so nothing is ever dropped silently.
 
-Whole-request failures (connection refused, timeout, 429/5xx, auth) raise
-TransientError: the spool keeps the backlog and the loop retries.
+Whole requests: connection refused, timeout, 429/5xx, 401/403 raise
+TransientError (the spool keeps the backlog and the loop retries); a 413 (the
+request is larger than ``http.max_content_length``) splits the request into
+halves, again and again, and an event too large on its own is dead-lettered
+with that reason. Nothing the client raises leaves this module as is.
 """
 
 from __future__ import annotations
 
 import asyncio
-import logging
 import time
+from collections import Counter
 from typing import Any
 
 from elastic_transport import ConnectionError as TransportConnectionError
 from elastic_transport import ConnectionTimeout, TransportError
 from elasticsearch import ApiError, AsyncElasticsearch
+from elasticsearch.serializer import OrjsonSerializer
 from prometheus_client import CollectorRegistry
 
 from shipper.output import Batch, PermanentError, SendResult, TransientError
-from shipper.outputs.elasticsearch import templates
+from shipper.outputs.elasticsearch import templates, transport_log
 from shipper.outputs.elasticsearch.config import ElasticsearchConfig
 from shipper.outputs.elasticsearch.encoder import (
     Item,
+    Rejected,
     body_of,
-    deadletter_doc,
+    deadletter_parts,
     encode,
-    encode_deadletters,
-    line_id,
 )
 from shipper.outputs.elasticsearch.health import Health, Metrics, cluster_status
+from shipper.outputs.elasticsearch.response import (
+    CREATED,
+    FILTER_PATH,
+    BulkReply,
+    ItemStatus,
+    items_of,
+)
+from shipper.outputs.elasticsearch.retry import Action, classify, describe, retry_after
 
-log = logging.getLogger(__name__)
-
-_FILTER = "errors,items.*.status,items.*.error.type,items.*.error.reason"
+# the outcome counter's label for each per-item action of a write into a data stream
+_OUTCOME = {Action.DELIVERED: "delivered", Action.DUPLICATE: "duplicate", Action.RETRY: "retried"}
 
 
 def make_client(config: ElasticsearchConfig) -> AsyncElasticsearch:
     """Client with retries limited to connection failures (create is idempotent).
 
-    The transport's own per-attempt warnings (with tracebacks) are silenced: the
-    output reports each distinct failure once through ``Health.error``.
+    Responses are decoded with orjson. The transport's per-attempt retry warnings
+    are made one line each (``transport_log``); no logger's level is changed.
     """
-    logging.getLogger("elastic_transport").setLevel(logging.ERROR)
+    transport_log.install()
+    orjson_serializer = OrjsonSerializer()
     kwargs: dict[str, Any] = {
         "hosts": list(config.hosts),
         "request_timeout": float(config.request_timeout),
@@ -58,6 +70,8 @@ def make_client(config: ElasticsearchConfig) -> AsyncElasticsearch:
         # one host down must not keep it out of rotation for long once it is back
         "dead_node_backoff_factor": 0.5,
         "max_dead_node_backoff": 5.0,
+        "serializers": {"application/json": orjson_serializer,
+                        "application/vnd.elasticsearch+json": orjson_serializer},
     }
     if config.api_key:
         kwargs["api_key"] = str(config.api_key)
@@ -66,23 +80,6 @@ def make_client(config: ElasticsearchConfig) -> AsyncElasticsearch:
     if config.ca_cert:
         kwargs["ca_certs"] = str(config.ca_cert)
     return AsyncElasticsearch(**kwargs)
-
-
-def _retry_after(exc: ApiError) -> float | None:
-    headers = getattr(exc.meta, "headers", None) or {}
-    value = headers.get("retry-after") or headers.get("Retry-After")
-    try:
-        return float(value) if value is not None else None
-    except ValueError:
-        return None
-
-
-def _describe(exc: Exception) -> str:
-    if isinstance(exc, ApiError):
-        err = exc.body.get("error") if isinstance(exc.body, dict) else None
-        reason = err.get("reason") if isinstance(err, dict) else exc.message
-        return f"HTTP {exc.meta.status}: {reason}"
-    return f"{type(exc).__name__}: {exc}"
 
 
 class ElasticsearchOutput:
@@ -133,7 +130,7 @@ class ElasticsearchOutput:
                 await templates.install(self.client, self.config)
                 self.health.templates_installed = True
         except (ApiError, TransportError) as exc:
-            message = f"start: {_describe(exc)}"
+            message = f"start: {describe(exc)}"
             self.health.error(message)
             raise TransientError(message) from None
         self.health.cluster_status = await cluster_status(self.client)
@@ -144,48 +141,61 @@ class ElasticsearchOutput:
         if self._client is not None:
             await self._client.close()
 
-    # -- delivery --------------------------------------------------------
-    async def _bulk(self, body: bytes) -> dict[str, Any]:
+    # -- one bulk request --------------------------------------------------
+    async def _request(self, body: bytes) -> BulkReply:
+        """Send one bulk body; every outcome, failures included, comes back as a BulkReply."""
         t0 = time.perf_counter()
         try:
-            resp = await self.client.bulk(operations=body, filter_path=_FILTER)
-        except (TransportConnectionError, ConnectionTimeout) as exc:
-            self.metrics.requests.labels("connection_error").inc()
-            self.health.error(_describe(exc))
-            raise TransientError(_describe(exc)) from None
+            # bytes go through the client's ndjson serializer unchanged (typed for dicts only)
+            resp = await self.client.bulk(operations=body,  # type: ignore[arg-type]
+                                          filter_path=FILTER_PATH)
         except ApiError as exc:
-            self.metrics.requests.labels(f"http_{exc.meta.status}").inc()
-            self.health.error(_describe(exc))
-            if exc.meta.status == 413:
-                raise
-            if exc.meta.status == 429 or exc.meta.status >= 500 or exc.meta.status in (401, 403, 404, 408):
-                raise TransientError(_describe(exc), _retry_after(exc)) from None
-            raise PermanentError(_describe(exc)) from None
-        except TransportError as exc:
-            self.metrics.requests.labels("transport_error").inc()
-            self.health.error(_describe(exc))
-            raise TransientError(_describe(exc)) from None
+            status = exc.meta.status
+            err = exc.body.get("error") if isinstance(exc.body, dict) else None
+            reply = BulkReply(status, error=describe(exc),
+                              error_type=err.get("type") if isinstance(err, dict) else None,
+                              retry_after=retry_after(exc.meta.headers))
+            self.metrics.requests.labels(f"http_{status}").inc()
+        except TransportError as exc:  # no HTTP answer: refused, reset, timeout, TLS
+            reply = BulkReply(None, error=describe(exc))
+            self.metrics.requests.labels(
+                "connection_error" if isinstance(exc, TransportConnectionError | ConnectionTimeout)
+                else "transport_error").inc()
+        else:
+            self.metrics.requests.labels("ok").inc()
+            self.health.ok()
+            return BulkReply(resp.meta.status, items_of(resp.body))
         finally:
             self.metrics.duration.observe(time.perf_counter() - t0)
-        self.metrics.requests.labels("ok").inc()
-        self.health.ok()
-        return resp.body
+        self.health.error(reply.error)
+        return reply
 
-    async def _bulk_items(self, items: list[Item]) -> list[dict[str, Any]]:
-        """Per-item results; a 413 (request too large) splits the request in halves."""
-        try:
-            body = await self._bulk(body_of(items))
-        except ApiError as exc:  # only 413 reaches here
-            if len(items) == 1:
-                return [{"status": 413, "error": {"type": "request_too_large",
-                                                  "reason": _describe(exc)}}]
-            mid = len(items) // 2
-            return await self._bulk_items(items[:mid]) + await self._bulk_items(items[mid:])
-        results = [next(iter(r.values())) for r in body.get("items", [])]
-        if len(results) != len(items):
-            raise TransientError(f"bulk answered {len(results)} items for {len(items)} sent")
-        return results
+    async def _write(self, parts: list[bytes]) -> list[ItemStatus]:
+        """Per-item statuses for the bulk lines ``parts`` (action, document, ...).
 
+        Raises TransientError / PermanentError for whole-request outcomes. A 413
+        sends each half on its own; a single item still too large gets a 413 status.
+        """
+        reply = await self._request(body_of(parts))
+        action = classify(reply.status, reply.error_type, whole_request=True)
+        n = len(parts) // 2
+        if action is Action.DELIVERED:
+            if len(reply.items) != n:
+                raise TransientError(f"bulk answered {len(reply.items)} items for {n} sent")
+            return reply.items
+        if action is Action.SPLIT:
+            if n == 1:
+                size = len(parts[0]) + len(parts[1]) + 2
+                return [ItemStatus(413, "request_too_large",
+                                   f"the event alone makes a {size}-byte bulk request, more than "
+                                   f"the cluster accepts (http.max_content_length): {reply.error}")]
+            mid = n // 2 * 2
+            return await self._write(parts[:mid]) + await self._write(parts[mid:])
+        if action is Action.RETRY:
+            raise TransientError(reply.error, reply.retry_after)
+        raise PermanentError(reply.error)
+
+    # -- delivery --------------------------------------------------------
     async def send(self, batch: Batch) -> SendResult:
         if not self._started:
             # Never write before the templates exist: Elasticsearch would auto-create a plain
@@ -193,74 +203,63 @@ class ElasticsearchOutput:
             await self.start()
         enc = encode(batch.lines, self.config)
         result = SendResult()
-        # (index, line, reason, status, error type, item)
-        rejected: list[tuple[int, bytes, str, int | None, str | None, Item | None]] = [
-            (i, line, f"elasticsearch output: {reason}", None, "invalid_event", None)
-            for i, line, reason in enc.invalid
-        ]
+        tally: Counter[tuple[str, str]] = Counter()
+        rejected = [Rejected(bad.index, bad.line, f"elasticsearch output: {bad.reason}",
+                             error_type="invalid_event") for bad in enc.invalid]
         if enc.items:
-            for item, r in zip(enc.items, await self._bulk_items(enc.items), strict=True):
-                status = int(r.get("status", 0))
-                if 200 <= status < 300:
-                    self.metrics.count("delivered", item.dataset)
-                elif status == 409:
-                    self.metrics.count("duplicate", item.dataset)
-                elif status == 429 or status >= 500 or status == 0:
-                    self.metrics.count("retried", item.dataset)
-                    result.retry.append(item.index)
-                else:
-                    err = r.get("error") or {}
-                    etype = err.get("type") if isinstance(err, dict) else None
-                    reason = err.get("reason") if isinstance(err, dict) else str(err)
-                    rejected.append((item.index, item.line,
-                                     f"HTTP {status} {etype or 'error'}: {reason}", status, etype,
-                                     item))
+            statuses = await self._write(enc.parts())
+            if statuses.count(CREATED) == len(statuses):  # the usual case: all written
+                for dataset, n in Counter(item.dataset for item in enc.items).items():
+                    tally["delivered", dataset] += n
+            else:
+                self._sort(enc.items, statuses, result, rejected, tally)
         if rejected:
-            await self._deadletter(rejected, result)
+            await self._deadletter(rejected, result, tally)
+        for (outcome, dataset), n in tally.items():
+            self.metrics.count(outcome, dataset, n)
         return result
 
-    async def _deadletter(
-        self,
-        rejected: list[tuple[int, bytes, str, int | None, str | None, Item | None]],
-        result: SendResult,
-    ) -> None:
+    @staticmethod
+    def _sort(items: list[Item], statuses: list[ItemStatus], result: SendResult,
+              rejected: list[Rejected], tally: Counter[tuple[str, str]]) -> None:
+        """Each item to its outcome, as ``classify`` says."""
+        for item, st in zip(items, statuses, strict=True):
+            action = classify(st.status, st.error_type)
+            if action is Action.DEAD_LETTER:
+                rejected.append(Rejected(item.index, item.line, st.describe(), st.status,
+                                         st.error_type, item))
+                continue
+            tally[_OUTCOME[action], item.dataset] += 1
+            if action is Action.RETRY:
+                result.retry.append(item.index)
+
+    async def _deadletter(self, rejected: list[Rejected], result: SendResult,
+                          tally: Counter[tuple[str, str]]) -> None:
         """Write rejected events to the dead-letter stream; what it refuses goes to the spool's."""
-        stream = self.config.deadletter_stream
-        # _id: the event's own (or a hash of the line), so a retried dead-letter write is a 409
-        records = [
-            (item.doc_id if item else line_id(line),
-             deadletter_doc(line, reason, status=status, error_type=etype, item=item,
-                            stream=item.stream if item else None))
-            for _i, line, reason, status, etype, item in rejected
-        ]
-        datasets = [item.dataset if item else "raw" for *_rest, item in rejected]
+        datasets = [rej.item.dataset if rej.item else "raw" for rej in rejected]
         try:
-            body = await self._bulk(encode_deadletters(records, stream))
-            answers = [next(iter(r.values())) for r in body.get("items", [])]
-            if len(answers) != len(records):
-                raise TransientError("dead-letter bulk answered a different number of items")
+            answers = await self._write(deadletter_parts(rejected, self.config.deadletter_stream))
         except TransientError:
-            for (idx, *_rest), ds in zip(rejected, datasets, strict=True):
-                self.metrics.count("retried", ds)
-                result.retry.append(idx)
+            for rej, ds in zip(rejected, datasets, strict=True):
+                tally["retried", ds] += 1
+                result.retry.append(rej.index)
             return
-        except (PermanentError, ApiError) as exc:
-            for (idx, _line, reason, *_rest), ds in zip(rejected, datasets, strict=True):
-                self.metrics.count("dead_letter_failed", ds)
-                result.dead.append((idx, f"{reason}; dead-letter stream refused it too: {exc}"))
+        except PermanentError as exc:
+            for rej, ds in zip(rejected, datasets, strict=True):
+                tally["dead_letter_failed", ds] += 1
+                result.dead.append((rej.index, f"{rej.reason}; dead-letter stream refused it "
+                                                f"too: {exc}"))
             return
-        for (idx, _line, reason, *_rest), ds, ans in zip(rejected, datasets, answers, strict=True):
-            status = int(ans.get("status", 0))
-            if 200 <= status < 300:
-                self.metrics.count("dead_lettered", ds)
-            elif status == 409:  # dead-lettered by an earlier attempt of this batch
-                self.metrics.count("duplicate", ds)
-            elif status == 429 or status >= 500:
-                self.metrics.count("retried", ds)
-                result.retry.append(idx)
+        for rej, ds, ans in zip(rejected, datasets, answers, strict=True):
+            action = classify(ans.status, ans.error_type)
+            if action is Action.DELIVERED:
+                tally["dead_lettered", ds] += 1
+            elif action is Action.DUPLICATE:  # dead-lettered by an earlier attempt of this batch
+                tally["duplicate", ds] += 1
+            elif action is Action.RETRY:
+                tally["retried", ds] += 1
+                result.retry.append(rej.index)
             else:
-                err = ans.get("error") or {}
-                why = err.get("reason") if isinstance(err, dict) else str(err)
-                self.metrics.count("dead_letter_failed", ds)
-                result.dead.append((idx, f"{reason}; dead-letter stream refused it too: "
-                                         f"HTTP {status}: {why}"))
+                tally["dead_letter_failed", ds] += 1
+                result.dead.append((rej.index, f"{rej.reason}; dead-letter stream refused it "
+                                                f"too: HTTP {ans.status}: {ans.reason}"))
