@@ -339,10 +339,10 @@ class DurableQueue:
         cur.inflight.append(lease)
         return lease
 
-    def _read_sync(self, after: int, max_events: int, max_bytes: int) -> list[tuple]:
+    def _read_sync(self, after: int, max_events: int, max_bytes: int) -> list[tuple[Any, ...]]:
         db = self._rdb
         assert db is not None
-        out: list[tuple] = []
+        out: list[tuple[Any, ...]] = []
         events = size = 0
         for row in db.execute(
             "SELECT seq, n, data, created FROM chunks WHERE seq > ? ORDER BY seq LIMIT 256",
@@ -424,12 +424,13 @@ class DurableQueue:
         self._bump(db, f"dead_letter:{output}", len(lines))
         db.execute("COMMIT")
 
-    async def dead_letters(self, output: str | None = None, limit: int = 100) -> list[dict]:
-        def q() -> list[dict]:
+    async def dead_letters(self, output: str | None = None,
+                           limit: int = 100) -> list[dict[str, Any]]:
+        def q() -> list[dict[str, Any]]:
             db = self._db
             assert db is not None
             sql = "SELECT id, output, created, reason, data FROM dead"
-            args: tuple = ()
+            args: tuple[str, ...] = ()
             if output:
                 sql += " WHERE output=?"
                 args = (output,)
@@ -441,7 +442,8 @@ class DurableQueue:
                 for r in rows
             ]
 
-        return await self._run(q)
+        letters: list[dict[str, Any]] = await self._run(q)
+        return letters
 
     # -- observe ---------------------------------------------------------
     async def stats(self) -> dict[str, OutputStats]:
@@ -449,7 +451,7 @@ class DurableQueue:
             db = self._db
             assert db is not None
             now = time.time()
-            out = {}
+            out: dict[str, OutputStats] = {}
             for name, cur in self._cursors.items():
                 n, chunks, oldest = db.execute(
                     "SELECT COALESCE(SUM(n),0), COUNT(*), MIN(created) FROM chunks WHERE seq > ?",
@@ -458,7 +460,8 @@ class DurableQueue:
                 out[name] = OutputStats(n, chunks, (now - oldest) if oldest else 0.0)
             return out
 
-        return await self._run(q)
+        stats: dict[str, OutputStats] = await self._run(q)
+        return stats
 
     def fill_ratio(self) -> float:
         return self.bytes_used / self.max_bytes if self.max_bytes else 0.0

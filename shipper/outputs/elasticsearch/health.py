@@ -11,11 +11,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import time
 from dataclasses import dataclass, field
 from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+
+from canhgac.health import LinkHealth
 
 log = logging.getLogger(__name__)
 
@@ -23,31 +24,22 @@ OUTCOMES = ("delivered", "duplicate", "retried", "dead_lettered", "dead_letter_f
 
 
 @dataclass
-class Health:
+class Health(LinkHealth):
     """What /healthz-style reports and the metrics show about the cluster link."""
 
-    up: bool = False
     templates_installed: bool = False
     cluster_status: str = "unknown"
-    last_success: float = 0.0
-    last_error: str = ""
-    last_error_time: float = 0.0
     lag_events: int = 0
     lag_seconds: float = 0.0
     counts: dict[str, int] = field(default_factory=lambda: dict.fromkeys(OUTCOMES, 0))
 
     def ok(self) -> None:
-        self.up = True
-        self.last_success = time.time()
+        self.succeeded()
 
     def error(self, message: str) -> None:
-        self.up = False
         if len(message) > 300:  # Elasticsearch reasons can be kilobytes of task dumps
             message = message[:300] + "…"
-        if message != self.last_error:
-            log.warning("elasticsearch output: %s", message)
-        self.last_error = message
-        self.last_error_time = time.time()
+        self.failed(message, log, "elasticsearch output")
 
     def as_json(self) -> dict[str, Any]:
         return {
