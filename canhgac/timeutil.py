@@ -35,6 +35,25 @@ def parse_rfc3339(value: str) -> datetime:
     return dt.astimezone(UTC)
 
 
+# RFC 3339 section 5.6, as the wire protocol states it: date "T" time, optional fraction,
+# then "Z" or a numeric offset with minutes. No week dates, no basic format, no "+00",
+# no space for "T" — all of which Python's fromisoformat would take.
+_RFC3339 = re.compile(
+    r"^(\d{4})-(\d{2})-(\d{2})T(\d{2}):(\d{2}):(\d{2})(\.\d{1,9})?(Z|[+-]\d{2}:\d{2})$"
+)
+
+
+def parse_rfc3339_strict(value: str) -> datetime:
+    """An RFC 3339 date-time exactly (see _RFC3339); raises ValueError otherwise."""
+    m = _RFC3339.match(value)
+    if m is None:
+        raise ValueError(f"not RFC 3339 (YYYY-MM-DDTHH:MM:SS[.fff]Z or ±HH:MM): {value[:40]!r}")
+    frac = (m.group(7) or "")[:7]  # Python keeps microseconds: 6 digits after the dot
+    offset = "+00:00" if m.group(8) == "Z" else m.group(8)
+    text = f"{m.group(1)}-{m.group(2)}-{m.group(3)}T{m.group(4)}:{m.group(5)}:{m.group(6)}"
+    return datetime.fromisoformat(text + frac + offset)
+
+
 def parse_duration(value: str | int | float) -> float:
     """'15m' -> 900.0 seconds. Numbers are seconds. Raises ValueError."""
     if isinstance(value, bool):

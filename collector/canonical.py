@@ -11,6 +11,7 @@ else reads it; a key that names the same field twice with different values is re
 
 from __future__ import annotations
 
+import json
 import re
 from typing import Any
 
@@ -19,6 +20,31 @@ from typing import Any
 # numbers by no quote at all, so this finds every dotted key (and rarely anything
 # else): the common line with no dotted key costs one scan in C and no Python walk.
 _DOTTED_KEY = re.compile(rb'\.(?:[^"\\]|\\.)*"\s*:')
+
+
+# An integer literal of 19 digits or more may not fit in 64 bits (orjson would turn it
+# into a float, silently changing what the agent sent); only such lines are re-read exactly.
+_LONG_DIGITS = re.compile(rb"\d{19}")
+INT_MIN, UINT_MAX = -(2**63), 2**64 - 1
+
+
+def oversized_integer(line: bytes) -> str | None:
+    """The first JSON integer in ``line`` outside [-2^63, 2^64-1], as written, or None."""
+    if _LONG_DIGITS.search(line) is None:
+        return None
+    found: list[str] = []
+
+    def check(text: str) -> int:
+        value = int(text)
+        if not found and not INT_MIN <= value <= UINT_MAX:
+            found.append(text)
+        return 0
+
+    try:
+        json.loads(line, parse_int=check)
+    except ValueError:
+        return None  # not JSON: the caller's own parse says so
+    return found[0] if found else None
 
 
 class Conflict(ValueError):

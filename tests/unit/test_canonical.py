@@ -54,3 +54,32 @@ def test_the_fast_filter_never_misses_a_dotted_key(doc: dict) -> None:
         assert may_have_dotted_keys(line), line
         spaced = line.replace(b'":', b'" :')
         assert may_have_dotted_keys(spaced)
+
+
+def test_integers_beyond_64_bits_are_found_exactly() -> None:
+    from collector.canonical import oversized_integer
+
+    assert oversized_integer(b'{"a": 18446744073709551615, "b": -9223372036854775808}') is None
+    assert oversized_integer(b'{"a": 18446744073709551616}') == "18446744073709551616"
+    assert oversized_integer(b'{"a": [1, {"b": -9223372036854775809}]}') == "-9223372036854775809"
+    assert oversized_integer(b'{"s": "123456789012345678901234567890"}') is None  # a string
+    assert oversized_integer(b'{"f": 123456789012345678901.5}') is None  # a float, as sent
+
+
+@pytest.mark.parametrize("ts", ["20240815T101010Z", "2024-W33-4T10:10:10+00:00",
+                                "2024-08-15T10:10:10+00", "2024-08-15 10:10:10Z",
+                                "2024-08-15T10:10:10", "2024-08-15t10:10:10z",
+                                "2024-08-15T10:10:10.Z", "2024-13-15T10:10:10Z"])
+def test_only_rfc3339_timestamps_parse(ts: str) -> None:
+    from canhgac.timeutil import parse_rfc3339_strict
+
+    with pytest.raises(ValueError):
+        parse_rfc3339_strict(ts)
+
+
+def test_rfc3339_timestamps_parse() -> None:
+    from canhgac.timeutil import parse_rfc3339_strict
+
+    a = parse_rfc3339_strict("2024-08-15T10:10:10.123456789Z")
+    b = parse_rfc3339_strict("2024-08-15T17:10:10.123456+07:00")
+    assert a == b and a.microsecond == 123456
