@@ -9,6 +9,7 @@ get a summary too: silence is information for layer 4.
 
 from __future__ import annotations
 
+import fnmatch
 import time
 from collections import Counter
 from dataclasses import dataclass, field
@@ -17,6 +18,7 @@ from typing import Any
 from canhgac.national.vocabulary import SUMMARY_DATASET, severity_label
 from canhgac.schema import get_path, new_event
 from canhgac.timeutil import from_epoch
+from collector.inventory import InventoryHolder, System
 
 UNKNOWN = "(unassigned)"
 
@@ -35,7 +37,7 @@ class _SystemCounts:
 class SummaryStage:
     name = "national.summary"
 
-    def __init__(self, inventory: Any = None, now: float | None = None) -> None:
+    def __init__(self, inventory: InventoryHolder | None = None, now: float | None = None) -> None:
         self.inventory = inventory
         self.period_start = time.time() if now is None else now
         self._counts: dict[str, _SystemCounts] = {}
@@ -67,9 +69,11 @@ class SummaryStage:
             agent = get_path(ev, "agent.id")
             if isinstance(agent, str):
                 c.agents.add(agent)
-            host = get_path(ev, "host.name")
-            if isinstance(host, str):
-                c.hosts.add(host)
+            # Hosts are compared case-insensitively, as everywhere else in canhgac.
+            for field_name in ("host.hostname", "host.name"):
+                host = get_path(ev, field_name)
+                if isinstance(host, str) and host:
+                    c.hosts.add(host.lower())
         return []
 
     def tick(self, now: float) -> list[dict[str, Any]]:
@@ -80,23 +84,22 @@ class SummaryStage:
         end = time.time() if now is None else now
         counts, self._counts = self._counts, {}
         start, self.period_start = self.period_start, end
-        systems: dict[str, Any] = {}
-        inv = getattr(self.inventory, "current", None)
-        for s in getattr(inv, "systems", []) or []:
-            systems[s.id] = s
-            counts.setdefault(s.id, _SystemCounts())
+        systems: dict[str, System] = {}
+        if self.inventory is not None:
+            for known in self.inventory.current.systems:
+                systems[known.id] = known
+                counts.setdefault(known.id, _SystemCounts())
         out = []
         for sid, c in sorted(counts.items()):
             s = systems.get(sid)
-            name = getattr(s, "name", "") or c.name
-            level = getattr(s, "level", None) or c.level
-            unit = getattr(s, "unit", "") or c.unit
-            expected = list(getattr(s, "hosts", []) or [])
-            reporting = sorted(set(expected) & c.hosts) if expected else sorted(c.hosts)
-            agents: dict[str, Any] = {"reporting": len(c.agents), "hosts_reporting": len(reporting)}
-            if expected:
-                agents["hosts_expected"] = len(expected)
-                agents["coverage"] = round(len(reporting) / len(expected), 4)
+            name = (s.name if s else "") or c.name
+            level = (s.level if s else None) or c.level
+            unit = (s.unit if s else "") or c.unit
+            agents: dict[str, Any] = {"reporting": len(c.agents)}
+            if s is not None and s.hosts:
+                agents.update(_host_coverage(s, c.hosts))
+            else:
+                agents["hosts_reporting"] = len(c.hosts)
             system: dict[str, Any] = {"id": sid}
             if name:
                 system["name"] = name
@@ -123,3 +126,23 @@ class SummaryStage:
             out.append(ev)
         self.emitted += len(out)
         return out
+
+
+def _host_coverage(system: System, seen: set[str]) -> dict[str, Any]:
+    """Hosts expected and reporting: each listed host, and each host a selector matched.
+
+    A selector (``dvc-app-*``) is not a host: the hosts it matched this period count as
+    expected and reporting; one that matched nothing adds nothing it could not see.
+    """
+    exact = {h.lower() for h in system.exact_hosts}
+    patterns = [p.lower() for p in system.host_patterns]
+    matched = {h for h in seen if h not in exact and any(fnmatch.fnmatchcase(h, p)
+                                                         for p in patterns)}
+    reporting = (exact & seen) | matched
+    expected = len(exact) + len(matched)
+    out: dict[str, Any] = {"hosts_reporting": len(reporting), "hosts_expected": expected}
+    if expected:
+        out["coverage"] = round(len(reporting) / expected, 4)
+    elif patterns:
+        out["coverage"] = 0.0  # selectors only, and no host of theirs reported
+    return out

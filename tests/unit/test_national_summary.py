@@ -44,3 +44,22 @@ def test_summary_counts_per_system_and_reports_silent_systems():
     assert out["mail"]["canhgac"]["summary"]["events"] == 0
     # The next period starts empty.
     assert all(e["canhgac"]["summary"]["events"] == 0 for e in st.flush(now=8200.0))
+
+
+def test_host_selectors_and_case_in_summaries():
+    """Issue 9 findings: a system whose 3 agents report (``dvc-app-*``) was summarised with
+    coverage 0.0 (the glob taken for a host), and so was host PORTAL-WEB-01 (case)."""
+    inv = InventoryHolder(parse_inventory({"systems": [
+        {"id": "dvc", "name": "DVC", "unit": "U", "level": 3, "hosts": ["dvc-app-*"]},
+        {"id": "portal", "name": "Cổng", "unit": "U", "level": 2, "hosts": ["portal-web-01"]},
+        {"id": "quiet", "name": "Q", "unit": "U", "level": 1, "hosts": ["q-*"]},
+    ]}, "inv.yaml"))
+    st = SummaryStage(inv, now=0.0)
+    st.process([_ev(AUTH, "dvc", f"dvc-app-{i}", f"a{i}") for i in range(3)]
+               + [_ev(AUTH, "portal", "PORTAL-WEB-01", "p1")])
+    out = {e["canhgac"]["system"]["id"]: e["canhgac"]["summary"]["agents"]
+           for e in st.flush(now=3600.0)}
+    assert out["dvc"] == {"reporting": 3, "hosts_reporting": 3, "hosts_expected": 3, "coverage": 1.0}
+    assert out["portal"] == {"reporting": 1, "hosts_reporting": 1, "hosts_expected": 1,
+                             "coverage": 1.0}
+    assert out["quiet"]["coverage"] == 0.0
