@@ -19,6 +19,7 @@ import fnmatch
 import functools
 import logging
 import os
+import re
 import signal
 import time
 from collections.abc import Callable
@@ -28,6 +29,7 @@ from typing import Any, Literal
 
 from canhgac.config import load_section, read_yaml
 from canhgac.errors import ConfigError
+from canhgac.text import nfc
 
 log = logging.getLogger(__name__)
 
@@ -40,9 +42,23 @@ def is_pattern(host: str) -> bool:
     return any(c in _GLOB_CHARS for c in host)
 
 
+_ISO_DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
+_VN_DATE = re.compile(r"^(\d{1,2})/(\d{1,2})/(\d{4})$")
+
+
 def parse_date(value: str) -> dt.date:
-    """ISO dates only (2024-09-30): a day-first date is ambiguous in Vietnamese usage."""
-    return dt.date.fromisoformat(value.strip())
+    """2024-09-30 (ISO) or 30/09/2024 (dd/mm/yyyy, as Vietnamese documents write it).
+
+    Nothing else: not 20240930, not week dates, not mm/dd — an ambiguous date in a
+    compliance record is worse than a refused one. Raises ValueError.
+    """
+    text = value.strip()
+    if _ISO_DATE.match(text):
+        return dt.date.fromisoformat(text)
+    m = _VN_DATE.match(text)
+    if m:
+        return dt.date(int(m.group(3)), int(m.group(2)), int(m.group(1)))
+    raise ValueError(f"not a date: {value!r}")
 
 
 def _check_date(value: str | None, key: str) -> tuple[str, str] | None:
@@ -51,21 +67,30 @@ def _check_date(value: str | None, key: str) -> tuple[str, str] | None:
     try:
         parse_date(value)
     except ValueError:
-        return (key, f"not a date: {value!r} (use YYYY-MM-DD, e.g. 2024-09-30)")
+        return (key, f"not a date: {value!r} (use YYYY-MM-DD or dd/mm/yyyy, e.g. 2024-09-30 "
+                     "or 30/09/2024)")
     return None
 
 
 def dates_to_text(data: Any) -> Any:
-    """YAML turns unquoted 2024-09-30 into a date; the typed loader wants text."""
+    """Text in one form before the typed loader sees it.
+
+    YAML turns unquoted 2024-09-30 into a date: back to text. Every string (keys too) is
+    normalised to Unicode NFC: "Sở Y tế" typed in decomposed form (NFD, what many
+    keyboards and copy-paste give) is the same unit as the precomposed one on screen.
+    """
     if isinstance(data, dict):
-        return {k: dates_to_text(v) for k, v in data.items()}
+        return {nfc(k) if isinstance(k, str) else k: dates_to_text(v) for k, v in data.items()}
     if isinstance(data, list):
         return [dates_to_text(v) for v in data]
     if isinstance(data, dt.datetime):
         return data.date().isoformat()
     if isinstance(data, dt.date):
         return data.isoformat()
+    if isinstance(data, str):
+        return nfc(data)
     return data
+
 
 
 @dataclass
@@ -206,6 +231,8 @@ class Inventory:
     systems: list[System] = field(default_factory=list)
 
     def validate(self) -> tuple[str, str] | None:
+        if not self.systems:
+            return ("systems", "the inventory lists no system (at least one is needed)")
         units = set(self.units)
         seen: dict[str, int] = {}
         hosts: dict[str, tuple[str, int, int]] = {}

@@ -64,28 +64,25 @@ def run_show(args: argparse.Namespace) -> int:
     return 0
 
 
-def _cut(text: str, width: int) -> str:
-    return text if len(text) <= width else text[: width - 1] + "…"
-
-
 def render_table(inv) -> str:  # type: ignore[no-untyped-def]
-    """80 columns: one line per system, grouped by unit; details via --format json."""
+    """80 columns: one block per unit; widths in terminal cells, so Vietnamese names are
+    cut between letters, never inside one (details via --format json)."""
+    from canhgac.table import render
+
     lines = []
     title = f"Danh mục HTTT / inventory{(' — ' + inv.province) if inv.province else ''}"
     lines.append(title)
-    header = f"{'id':<16} {'tên / name':<30} {'cấp':>3} {'phê duyệt':<10} {'phương án':<10} {'hosts':>5}"
     for unit in inv.unit_names():
         systems = [s for s in inv.systems if s.unit == unit]
         lines.append("")
         lines.append(f"[{unit}] {len(systems)} system(s)")
-        lines.append(header)
+        rows: list[tuple[object, ...]] = [
+            ("id", "tên / name", "cấp", "phê duyệt", "phương án", "hosts")]
         for s in systems:
             approved = (s.approval.date or "yes") if s.approval.approved else "chưa/no"
-            plan = s.plan.deployed or "chưa/no"
-            lines.append(
-                f"{_cut(s.id, 16):<16} {_cut(s.name, 30):<30} {s.level:>3} "
-                f"{approved:<10} {plan:<10} {len(s.hosts):>5}"
-            )
+            rows.append((s.id, s.name, s.level, approved, s.plan.deployed or "chưa/no",
+                         len(s.hosts)))
+        lines.append(render(rows, max_widths=(16, 30, 3, 10, 10, 5)))
     lines.append("")
     lines.append(f"{len(inv.systems)} systems")
     return "\n".join(lines)

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING
 import orjson
 from aiohttp import web
 
+from canhgac.text import nfc
 from collector.coverage.config import CoverageConfig, load_coverage_config
 from collector.coverage.metrics import CertificateCollector, CoverageCollector
 from collector.coverage.service import CoverageService
@@ -44,7 +45,7 @@ def setup(ctx: CollectorContext) -> None:
             data["systems"] = [s for s in data["systems"] if who.allows(s["id"], s["unit"])]
             units = {s["unit"] for s in data["systems"]}
             data["units"] = [u for u in data["units"] if u["name"] in units]
-        unit = request.query.get("unit")
+        unit = nfc(request.query.get("unit") or "")
         if unit:
             data["systems"] = [s for s in data["systems"] if s["unit"] == unit]
             data["units"] = [u for u in data["units"] if u["name"] == unit]

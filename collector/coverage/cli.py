@@ -10,6 +10,8 @@ import argparse
 import os
 import sys
 
+from canhgac.text import nfc
+
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     from collector.alerts.client import add_connection_args
@@ -35,6 +37,8 @@ def run(args: argparse.Namespace) -> int:
     from collector.alerts.client import Client
     from collector.coverage.render import render
 
+    if args.unit:
+        args.unit = nfc(args.unit)  # the same unit however its diacritics were typed
     data = Client.from_args(args).request("GET", "/v1/coverage", {"unit": args.unit})
     if args.unit and not data["systems"]:
         raise UserError(f"no systems of unit {args.unit!r} (check the exact name, diacritics "

@@ -9,6 +9,7 @@ from datetime import datetime
 from typing import Any
 
 from canhgac.errors import UserError
+from canhgac.text import nfc
 from canhgac.timeutil import format_rfc3339, parse_duration, parse_rfc3339
 from collector.query import ast
 from collector.query.fields import BOOLEAN, DOUBLE, IP, KEYWORD, LONG, kind_of
@@ -176,6 +177,9 @@ class SearchRequest:
             raise SearchError("system must be a system id")
         if not isinstance(query, str):
             raise SearchError("query must be a string")
+        query = nfc(query)  # 'unit:"Sở Y tế"' matches however its diacritics were typed
+        if system is not None:
+            system = nfc(system)
         return cls(query, start_ms, end_ms, system, limit, top, top_size, hist_ms, histogram)
 
     def filter_ast(self, scope: Scope, now_ms: int | None = None) -> ast.Node:

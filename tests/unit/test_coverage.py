@@ -255,7 +255,7 @@ def test_rollups() -> None:
         ({"required_probes": {3: ["host_metrics", "hostmetrics"]}}, "coverage.required_probes.3[1]",
          "unknown probe 'hostmetrics'"),
         ({"ack_sla": {6: "1h"}}, "coverage.ack_sla.6", "unknown level"),
-        ({"approval_deadline": "30/09/2024"}, "coverage.approval_deadline", "not a date"),
+        ({"approval_deadline": "20240930"}, "coverage.approval_deadline", "not a date"),
         ({"alert_window": "a month"}, "coverage.alert_window", "not a duration"),
         ({"sla": {}}, "coverage.sla", "unknown key"),
     ],

@@ -109,8 +109,12 @@ def test_host_listed_twice_in_one_system() -> None:
 @pytest.mark.parametrize(
     ("mutate", "path", "fragment"),
     [
-        (lambda d: d["systems"][0]["approval"].update(date="15/08/2024"),
-         "systems[0].approval.date", "not a date: '15/08/2024'"),
+        (lambda d: d["systems"][0]["approval"].update(date="20240815"),
+         "systems[0].approval.date", "not a date: '20240815'"),
+        (lambda d: d["systems"][0]["approval"].update(date="2024-W33-4"),
+         "systems[0].approval.date", "not a date: '2024-W33-4'"),
+        (lambda d: d["systems"][0]["approval"].update(date="08/15/2024"),
+         "systems[0].approval.date", "not a date: '08/15/2024'"),
         (lambda d: d["systems"][0]["approval"].pop("date"),
          "systems[0].approval.date", "approved level needs the decision date"),
         (lambda d: d["systems"][0].update(onsite={"teams": []}),
@@ -226,3 +230,44 @@ def test_cli_validate_and_show(tmp_path: Path, capsys) -> None:  # type: ignore[
     args = parser.parse_args(["inventory", "validate", str(bad)])
     with pytest.raises(ConfigError, match=r"bad.yaml: systems\[0\].level"):
         args.func(args)
+
+
+def test_day_first_dates_are_read_as_vietnamese_documents_write_them() -> None:
+    """Issue 9 finding: "15/08/2024" was refused while "20240815" and week dates passed."""
+    from collector.inventory import parse_date
+
+    assert parse_date("15/08/2024") == parse_date("2024-08-15")
+    assert parse_date("1/8/2024").isoformat() == "2024-08-01"
+
+
+def test_decomposed_vietnamese_is_the_same_unit() -> None:
+    """Issue 9 finding: "Sở Y tế" typed in NFD was refused as an unknown unit."""
+    import unicodedata
+
+    nfd = unicodedata.normalize("NFD", "Sở Y tế")
+    assert nfd != "Sở Y tế"
+    inv = parse_inventory({"units": ["Sở Y tế"], "systems": [
+        {"id": "his", "name": unicodedata.normalize("NFD", "Bệnh viện"), "unit": nfd, "level": 2}]},
+        "inventory.yaml")
+    assert inv.systems[0].unit == "Sở Y tế" and inv.unit_names() == ["Sở Y tế"]
+    assert inv.systems[0].name == "Bệnh viện"
+
+
+def test_an_empty_inventory_is_refused() -> None:
+    """Issue 9 finding: an empty inventory validated ("OK — 0 systems")."""
+    with pytest.raises(ConfigError, match="systems: the inventory lists no system"):
+        parse_inventory({"province": "Huế"}, "inventory.yaml")
+
+
+def test_inventory_show_never_cuts_a_letter() -> None:
+    """Issue 9 finding: `inventory show` cut decomposed names mid-letter."""
+    import unicodedata
+
+    from collector.inventory_cli import render_table
+
+    name = unicodedata.normalize("NFD", "Cổng thông tin điện tử tỉnh Thừa Thiên Huế")
+    inv = parse_inventory({"systems": [{"id": "c", "name": name, "unit": "Sở Y tế", "level": 3}]},
+                          "inventory.yaml")
+    out = render_table(inv)
+    assert "Cổng thông tin điện tử tỉnh T…" in out
+    assert not any(unicodedata.combining(ch) for ch in out)

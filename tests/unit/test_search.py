@@ -163,3 +163,21 @@ def test_a_huge_since_is_a_clear_400_not_a_500(since: object) -> None:
         SearchRequest.build("*", since=since)  # type: ignore[arg-type]
     with pytest.raises(SearchError, match="histogram: at most"):
         SearchRequest.build("*", histogram="99999999999999999999d")
+
+
+def test_a_query_typed_in_decomposed_unicode_finds_the_same(tmp_path: Path) -> None:
+    """Issue 9 finding (NFD text): queries are normalised like the inventory is."""
+    from collector.search.store import StoreBackend
+
+    path = tmp_path / "events.db"
+    load_store(path)
+    store = StoreBackend(path)
+    nfc_q = 'canhgac.unit.name:"Sở Y tế"'
+    nfd_q = unicodedata.normalize("NFD", nfc_q)
+    assert nfd_q != nfc_q
+    found = []
+    for q in (nfc_q, nfd_q):
+        req = SearchRequest.build(q, start=WINDOW[0], end=WINDOW[1], limit=100)
+        found.append({h["event"]["id"] for h in store.search_sync(req, req.filter_ast(
+            Scope.everything())).hits})
+    assert found[0] == found[1] and len(found[0]) == 7
