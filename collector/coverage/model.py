@@ -66,7 +66,8 @@ class SystemCoverage:
 @dataclass
 class Rollup:
     name: str
-    systems: int = 0
+    systems: int = 0  # in operation: the denominators
+    not_operating: int = 0  # being built (shown, not counted)
     layers: dict[str, float] = field(default_factory=lambda: dict.fromkeys(LAYERS, 0.0))
     approved: int = 0
     plan_deployed: int = 0
@@ -234,7 +235,9 @@ def system_coverage(system: System, cfg: CoverageConfig, now: float, *,
     approved_day = system.approval.day if system.approval.approved else None
     approved = approved_day is not None and approved_day <= today
     plan_day = system.plan.day
-    plan_deployed = plan_day is not None and plan_day <= today
+    # The plan is deployed "theo hồ sơ đề xuất cấp độ được phê duyệt": a plan without an
+    # approved level is not the plan the regulation asks for.
+    plan_deployed = approved and plan_day is not None and plan_day <= today
     return SystemCoverage(
         id=system.id, name=system.name, unit=system.unit, level=system.level,
         status=system.status,
@@ -249,8 +252,11 @@ def system_coverage(system: System, cfg: CoverageConfig, now: float, *,
     )
 
 
-def _rollup(name: str, systems: Sequence[SystemCoverage]) -> Rollup:
-    r = Rollup(name=name, systems=len(systems))
+def _rollup(name: str, all_systems: Sequence[SystemCoverage]) -> Rollup:
+    """Totals over the systems in operation: the targets are about those (a system still
+    being built has no obligation yet); the others are counted apart."""
+    systems = [s for s in all_systems if s.status == "operating"]
+    r = Rollup(name=name, systems=len(systems), not_operating=len(all_systems) - len(systems))
     if systems:
         for layer in LAYERS:
             r.layers[layer] = sum(s.layers[layer].ratio for s in systems) / len(systems)

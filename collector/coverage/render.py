@@ -95,8 +95,12 @@ def render(data: dict[str, Any], colour: bool = False, tz_hours: int = 7) -> str
     p = data["province_rollup"]
     lines.append("")
     lines.append(_rollup_line("Tổng / total", p, paint))
-    lines.append(f"  {p['systems']} systems: {p['approved']} approved, {p['plan_deployed']} plan "
-                 f"deployed, {p['overdue']} overdue, {p['fully_covered']} fully covered")
+    building = p.get("not_operating", 0)
+    lines.append(f"  {p['systems']} in operation: {p['approved']} approved, "
+                 f"{p['plan_deployed']} plan deployed, {p['overdue']} overdue, "
+                 f"{p['fully_covered']} fully covered")
+    if building:
+        lines.append(f"  {building} not yet in operation (not counted)")
     if not data.get("national_configured", True):
         lines.append(paint("  L4: national link not configured on this collector", YELLOW))
     lines.append(paint("L1 tại chỗ/on-site  L2 giám sát/SOC  L3 đánh giá/assessment  "

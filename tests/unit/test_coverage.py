@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 from dataclasses import dataclass, field
 from typing import Any
@@ -329,3 +330,23 @@ def test_table_fits_80_columns_and_colour_only_when_asked() -> None:
     assert "Sở Thông tin và Truyền thông" in plain and "Hệ thống thông tin …" in plain
     coloured = render(data, colour=True)
     assert "\x1b[32m" in coloured and "\x1b[31m" in coloured
+
+
+def test_a_plan_without_an_approved_level_is_not_deployed() -> None:
+    """Issue 9 finding: the plan showed OK for a system whose level was never approved."""
+    sc = s3(report(inventory(approval={"approved": False}, plan={"deployed": "2024-11-20"})))
+    assert not sc.plan_deployed and sc.plan_overdue
+
+
+def test_systems_being_built_are_not_in_the_denominators() -> None:
+    """Issue 9 finding: systems still being built counted in "1/3 appr."."""
+    holder = inventory()
+    inv = holder.current
+    building = dataclasses.replace(inv.systems[0], id="new-sys", status="building", hosts=[],
+                                   approval=dataclasses.replace(inv.systems[0].approval,
+                                                                approved=False))
+    holder.set(dataclasses.replace(inv, systems=[*inv.systems, building]))
+    r = report(holder)
+    total = r.province_rollup
+    assert total.systems == 2 and total.not_operating == 1
+    assert total.approved == sum(s.approved for s in r.systems if s.status == "operating")
