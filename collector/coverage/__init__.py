@@ -40,16 +40,13 @@ def setup(ctx: CollectorContext) -> None:
         if access is None:
             raise web.HTTPForbidden(text="coverage API needs collector.alerts for access control\n")
         who = await access.principal(request)
-        data = service.report().to_dict()
-        if who.scope is not None:  # an operator sees only the systems and units in scope
-            data["systems"] = [s for s in data["systems"] if who.allows(s["id"], s["unit"])]
-            units = {s["unit"] for s in data["systems"]}
-            data["units"] = [u for u in data["units"] if u["name"] in units]
+        report = service.report()
         unit = nfc(request.query.get("unit") or "")
-        if unit:
-            data["systems"] = [s for s in data["systems"] if s["unit"] == unit]
-            data["units"] = [u for u in data["units"] if u["name"] == unit]
-        return web.Response(body=orjson.dumps(data), content_type="application/json")
+        if who.scope is not None or unit:
+            # An operator sees only the systems in scope, and totals over those alone.
+            report = report.restricted(lambda s: who.allows(s.id, s.unit)
+                                       and (not unit or s.unit == unit))
+        return web.Response(body=orjson.dumps(report.to_dict()), content_type="application/json")
 
     ctx.app.add_routes([web.get("/v1/coverage", get_coverage)])
 

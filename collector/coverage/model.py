@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import datetime as dt
 import fnmatch
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -83,6 +83,19 @@ class CoverageReport:
     units: list[Rollup]
     province_rollup: Rollup
     national_configured: bool
+
+    def restricted(self, keep: Callable[[SystemCoverage], bool]) -> CoverageReport:
+        """The report over the systems ``keep`` accepts, totals recomputed from them only.
+
+        An operator scoped to one unit (or a ``--unit`` view) must not see the province's
+        totals: they would disclose what the other units' systems score.
+        """
+        systems = [s for s in self.systems if keep(s)]
+        names = {s.unit for s in systems}
+        units = [_rollup(u.name, [s for s in systems if s.unit == u.name])
+                 for u in self.units if u.name in names]
+        return CoverageReport(self.generated_at, self.province, systems, units,
+                              _rollup(self.province, systems), self.national_configured)
 
     def to_dict(self) -> dict[str, Any]:
         out = asdict(self)

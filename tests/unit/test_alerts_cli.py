@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import unicodedata
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -128,6 +129,13 @@ def test_coverage_table_json_and_unit_filter(server: Server, capsys) -> None:  #
     assert [s["id"] for s in data["systems"]] == ["his"]
     assert data["systems"][0]["layers"]["national"]["reason"] == (
         "national sharing not enabled for this system")
+    # Issue 9 finding: a unit view showed the province's totals.
+    assert [u["name"] for u in data["units"]] == ["Sở Y tế"]
+    assert data["province_rollup"]["systems"] == 1
+    # ... however the unit's name was typed (decomposed Unicode is the same unit).
+    assert run(server, "coverage", "--unit", unicodedata.normalize("NFD", "Sở Y tế"),
+               "--format", "json") == 0
+    assert [s["id"] for s in json.loads(capsys.readouterr().out)["systems"]] == ["his"]
     with pytest.raises(UserError, match="no systems of unit 'Sở Y te'"):
         run(server, "coverage", "--unit", "Sở Y te")
 
