@@ -9,8 +9,8 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import unicodedata
 import threading
+import unicodedata
 from collections.abc import Iterator
 from pathlib import Path
 
