@@ -8,6 +8,7 @@ errors still name the file and the key path, and this module stays small.
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -96,8 +97,26 @@ class CollectorConfig:
     coverage: dict[str, Any] = field(default_factory=dict)
 
 
+# Where every command looks for collector.yaml when none is named, in this order.
+CONFIG_ENV = "CANHGAC_CONFIG"
+LOCAL_CONFIGS = (Path("collector.yaml"), Path(".canhgac/collector.yaml"))  # the latter: `up`'s
+
+
+def locate(path: str | Path | None) -> Path | None:
+    """The collector.yaml a command means: the one named, else $CANHGAC_CONFIG, else
+    ./collector.yaml, else the one `canhgac up` wrote (./.canhgac/collector.yaml), else
+    None (the embedded defaults). One rule for every command, so they agree."""
+    if path is not None:
+        return Path(path)
+    env = os.environ.get(CONFIG_ENV)
+    if env:
+        return Path(env)
+    return next((p for p in LOCAL_CONFIGS if p.is_file()), None)
+
+
 def load(path: str | Path | None) -> tuple[CollectorConfig, str]:
-    """Load collector.yaml (or the embedded defaults when ``path`` is None)."""
-    if path is None:
+    """Load collector.yaml (``locate``d), or the embedded defaults when there is none."""
+    found = locate(path)
+    if found is None:
         return load_section({}, CollectorConfig, "(defaults)"), "(defaults)"
-    return load_file(path, CollectorConfig), str(path)
+    return load_file(found, CollectorConfig), str(found)

@@ -30,9 +30,9 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
 def _resolve(args: argparse.Namespace) -> Path:
     if args.file is not None:
         return Path(args.file)
-    if args.config is not None:
-        from collector.config import load
+    from collector.config import load, locate
 
+    if locate(args.config) is not None:
         cfg, _ = load(args.config)
         if cfg.inventory is not None:
             return cfg.inventory

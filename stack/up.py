@@ -90,6 +90,29 @@ def _write_once(path: Path, data: dict) -> None:
         path.write_text(yaml.safe_dump(data, allow_unicode=True, sort_keys=False), encoding="utf-8")
 
 
+def _write_collector_yaml(path: Path, generated: dict) -> None:
+    """Write the stack's collector.yaml; on later runs keep the user's edits but take
+    this run's options (--inventory, --port, the national link) — they must not be
+    silently ignored because a file from an earlier run exists."""
+    doc: dict = {}
+    if path.exists():
+        with contextlib.suppress(OSError, yaml.YAMLError):
+            loaded = yaml.safe_load(path.read_text(encoding="utf-8"))
+            doc = loaded if isinstance(loaded, dict) else {}
+    doc.update({k: generated[k] for k in ("state_dir", "inventory")})
+    doc["listen"] = {**(doc.get("listen") or {}), **generated["listen"]}
+    outputs = doc.get("outputs") if isinstance(doc.get("outputs"), dict) else {}
+    doc["outputs"] = {**generated["outputs"], **{k: v for k, v in outputs.items()
+                                                 if k not in ("national",)}}
+    if "national" in generated:
+        doc["national"] = generated["national"]
+        doc["outputs"]["national"] = generated["outputs"].get("national", {})
+    else:
+        doc.pop("national", None)
+        doc["outputs"].pop("national", None)
+    path.write_text(yaml.safe_dump(doc, allow_unicode=True, sort_keys=False), encoding="utf-8")
+
+
 def _demo_inventory(path: Path) -> None:
     """One level-3 system on this host, with every layer declared, so coverage has content."""
     import datetime as dt
@@ -188,7 +211,7 @@ def run(args: argparse.Namespace) -> int:
         collector_doc["national"]["summaries"] = {"interval": "1m"}
         collector_doc["outputs"].update(national.collector_sections["outputs"])
     collector_cfg = state / "collector.yaml"
-    _write_once(collector_cfg, collector_doc)
+    _write_collector_yaml(collector_cfg, collector_doc)
     stack = Stack(state)
     stopping = False
 
@@ -255,20 +278,30 @@ def _live(url: str, ca: Path, token_file: Path, stack: Stack,  # type: ignore[no
           stopping) -> None:
     tty = sys.stdout.isatty()
     last_print = 0.0
+    gone: set[str] = set()
     while not stopping():
         for child in stack.children:
-            if child.proc.poll() is not None:
+            if child.proc.poll() is None or child.name in gone:
+                continue
+            if child.name != "national":
                 raise UserError(f"{child.name} exited with code {child.proc.returncode} "
                                 f"(see {child.log})")
+            # The national center is outside the province: its outage is what layer 4
+            # measures, so the stack keeps running and shows the link down.
+            gone.add(child.name)
+            print(f"\nnational center mock stopped (code {child.proc.returncode}): the link "
+                  "shows as down (canhgac check national); the stack keeps running", flush=True)
         try:
             m = _scrape(url, ca, token_file)
             stored = m.get('canhgac_output_events_delivered_total{output="store"}', 0)
             online = m.get('canhgac_agents{state="online"}', 0)
+            link = m.get("canhgac_national_link_up")
             line = (f"received {int(m.get('canhgac_ingest_events_received_total', 0)):,}  "
                     f"stored {int(stored):,}  "
                     f"rejected {int(m.get('canhgac_ingest_events_rejected_total', 0)):,}  "
                     f"alerts {int(m.get('canhgac_alerts_raised_total', 0)):,}  "
-                    f"agents online {int(online)}")
+                    f"agents online {int(online)}"
+                    + ("" if link is None else f"  national link {'up' if link else 'DOWN'}"))
         except OSError as exc:
             line = f"collector not answering: {exc}"
         if tty:

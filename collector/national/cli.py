@@ -15,8 +15,8 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         help="DNS, TCP, TLS, ping RTT, clock skew and a signed no-op against the national center",
     )
     n.add_argument("--config", type=Path, default=None,
-                   help="collector.yaml holding the national.link section "
-                   "(default: ./collector.yaml if present)")
+                   help="collector.yaml holding the national.link section (default: "
+                   "$CANHGAC_CONFIG, ./collector.yaml, ./.canhgac/collector.yaml)")
     n.add_argument("--format", choices=["table", "json"], default="table")
     n.set_defaults(func=run)
 
@@ -25,13 +25,13 @@ def run(args: argparse.Namespace) -> Any:
     """Load the config synchronously (clear errors), then hand back the check coroutine."""
     from canhgac.errors import UserError
     from collector.config import load as load_collector
+    from collector.config import locate
     from collector.national.config import load as load_national
 
-    path = args.config
-    if path is None and Path("collector.yaml").is_file():
-        path = Path("collector.yaml")
+    path = locate(args.config)
     if path is None:
-        raise UserError("no collector.yaml here: pass --config PATH")
+        raise UserError("no collector.yaml found (./collector.yaml, ./.canhgac/collector.yaml, "
+                        "$CANHGAC_CONFIG): pass --config PATH")
     cfg, source = load_collector(path)
     national = load_national(cfg.national, source)
     link = national.link

@@ -1,0 +1,62 @@
+"""`canhgac up` (issue 9 findings on the local stack)."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+from canhgac.errors import UserError
+from collector.config import locate
+from stack.up import Child, Stack, _live, _write_collector_yaml
+
+
+def test_a_later_run_takes_its_inventory_option(tmp_path: Path) -> None:
+    """Before: collector.yaml was written once, so `up --inventory mine.yaml` was ignored."""
+    cfg = tmp_path / "collector.yaml"
+    base = {"state_dir": "s", "listen": {"host": "127.0.0.1", "port": 8443},
+            "inventory": "demo.yaml", "outputs": {"store": {}}}
+    _write_collector_yaml(cfg, base)
+    doc = yaml.safe_load(cfg.read_text())
+    doc["heartbeat_interval"] = "10s"  # a user's own edit survives
+    cfg.write_text(yaml.safe_dump(doc))
+    _write_collector_yaml(cfg, {**base, "inventory": "mine.yaml"})
+    doc = yaml.safe_load(cfg.read_text())
+    assert doc["inventory"] == "mine.yaml" and doc["heartbeat_interval"] == "10s"
+
+
+def test_every_command_finds_the_local_stack(tmp_path: Path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    """Before: `check national` said "no collector.yaml here" where `coverage` found it."""
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("CANHGAC_CONFIG", raising=False)
+    assert locate(None) is None
+    (tmp_path / ".canhgac").mkdir()
+    (tmp_path / ".canhgac" / "collector.yaml").write_text("{}\n")
+    assert locate(None) == Path(".canhgac/collector.yaml")
+    (tmp_path / "collector.yaml").write_text("{}\n")
+    assert locate(None) == Path("collector.yaml")
+    monkeypatch.setenv("CANHGAC_CONFIG", "/etc/canhgac/collector.yaml")
+    assert locate(None) == Path("/etc/canhgac/collector.yaml")
+    assert locate("x.yaml") == Path("x.yaml")
+
+
+def _exited(name: str, tmp_path: Path) -> Child:
+    proc = subprocess.Popen([sys.executable, "-c", "raise SystemExit(3)"])
+    proc.wait()
+    return Child(name, proc, tmp_path / f"{name}.log")
+
+
+def test_the_stack_outlives_the_national_center(tmp_path: Path, capsys) -> None:  # type: ignore[no-untyped-def]
+    """Before: stopping the mock center took the whole stack down, so a link outage
+    could not be rehearsed."""
+    stack = Stack(tmp_path, [_exited("national", tmp_path)])
+    rounds = iter([False, True])
+    _live("https://127.0.0.1:9", tmp_path / "ca.pem", tmp_path / "t", stack,
+          lambda: next(rounds, True))
+    assert "national center mock stopped" in capsys.readouterr().out
+    stack = Stack(tmp_path, [_exited("collector", tmp_path)])
+    with pytest.raises(UserError, match="collector exited with code 3"):
+        _live("https://127.0.0.1:9", tmp_path / "ca.pem", tmp_path / "t", stack, lambda: False)
