@@ -184,6 +184,14 @@ class AuthStore:
                 "AND uses_left > 0", (TOKEN_ID_LEN, token_id))
         return cur.rowcount > 0
 
+    def token_system(self, token: str) -> str | None:
+        """The system a still-usable enrollment token is for, without spending it."""
+        with self._lock:
+            row = self._db.execute(
+                "SELECT system_id FROM enroll_tokens WHERE token_hash=? AND uses_left > 0 "
+                "AND expires >= ?", (_hash(token), time.time())).fetchone()
+        return str(row[0]) if row else None
+
     def enroll(self, token: str, hostname: str) -> tuple[str, str, str]:
         """Spend one use of ``token``; returns (agent_id, secret, system_id)."""
         th = _hash(token)

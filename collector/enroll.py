@@ -60,6 +60,14 @@ def make_handler(ctx: CollectorContext) -> Callable[[web.Request], Awaitable[web
             return web.json_response({"error": "hostname must be 1-255 printable characters "
                                                "without spaces or line breaks"}, status=400)
         assert isinstance(hostname, str)
+        # An agent of a system the inventory does not list would send events with no unit
+        # and no level, and its alerts would leave the province: refused at the door.
+        wanted = ctx.auth.token_system(token)
+        if wanted is not None and ctx.inventory.has_systems() and ctx.inventory.system(wanted) is None:
+            log.warning("enrollment refused: token for system %r, which the inventory does not "
+                        "list", wanted)
+            return web.json_response({"error": f"system {wanted!r} is not in the collector's "
+                                               "inventory: add it, then enroll"}, status=403)
         try:
             agent_id, secret, system_id = ctx.auth.enroll(token, hostname)
         except EnrollmentError as exc:

@@ -316,6 +316,10 @@ class InventoryHolder:
     def system(self, system_id: str) -> System | None:
         return self._by_id.get(system_id)
 
+    def has_systems(self) -> bool:
+        """An inventory is in force (without one, no system can be called unknown)."""
+        return bool(self._by_id)
+
     def system_for_host(self, hostname: str) -> System | None:
         key = hostname.lower()
         found = self._by_host.get(key)

@@ -147,3 +147,30 @@ async def test_enroll_refuses_a_hostname_that_would_forge_a_log_line(tmp_path, c
         assert "enrolled agent" not in caplog.text
     finally:
         await runner.cleanup()  # type: ignore[attr-defined]
+
+
+async def test_enrollment_for_a_system_the_inventory_does_not_list_is_refused(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """Issue 9 finding: an agent enrolled for a system missing from the inventory was
+    silently accepted (its events lost unit and level; its alerts still left the province)."""
+    import aiohttp
+    import yaml
+
+    from canhgac.tls import client_context
+
+    inv = tmp_path / "inventory.yaml"
+    inv.write_text(yaml.safe_dump({"systems": [
+        {"id": "cong-ttdt", "name": "Cổng", "unit": "Sở TT&TT", "level": 3}]},
+        allow_unicode=True), encoding="utf-8")
+    running, runner = await start_collector(tmp_path, {"inventory": str(inv)})
+    try:
+        conn = aiohttp.TCPConnector(ssl=client_context(running.ca))
+        async with aiohttp.ClientSession(connector=conn) as s:
+            token = running.enroll_token("not-listed")
+            async with s.post(f"{running.url}/v1/enroll",
+                              json={"token": token, "hostname": "web-01"}) as r:
+                assert r.status == 403
+                assert "not in the collector's inventory" in (await r.json())["error"]
+            assert running.ctx.auth.agents() == []
+            assert await running.enroll(s, system="cong-ttdt")  # a listed one enrols
+    finally:
+        await runner.cleanup()  # type: ignore[attr-defined]

@@ -96,8 +96,11 @@ def test_inventory_opt_out_and_level_lookup():
     b = alert(99, system="off")
     assert p.decide(a) == "share:alert"
     assert p.decide(b) == "system_opted_out"
-    # Unknown to the inventory: the level policy alone decides.
-    assert p.decide(alert(99, system="unlisted")) == "share:alert"
+    # Unknown to the inventory: never reported to the national center as the province's
+    # (issue 9 finding: its alerts and summaries still went out).
+    assert p.decide(alert(99, system="unlisted")) == "unknown_system"
+    # Without an inventory in force, no system can be called unknown: the level decides.
+    assert Policy(PolicyConfig(), InventoryHolder()).decide(alert(99, system="x")) == "share:alert"
 
 
 def test_redaction_modes_nested_flat_and_lists():

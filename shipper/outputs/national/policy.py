@@ -30,7 +30,7 @@ SHARE_ALERT = "share:alert"
 SHARE_SUMMARY = "share:summary"
 SHARE_TELEMETRY = "share:telemetry"
 FILTERED_REASONS = ("below_severity", "alerts_disabled", "summaries_disabled", "telemetry",
-                    "system_opted_out", "malformed")
+                    "system_opted_out", "unknown_system", "malformed")
 
 
 class SystemDirectory(Protocol):
@@ -41,6 +41,8 @@ class SystemDirectory(Protocol):
     """
 
     def system(self, system_id: str) -> Any: ...
+
+    def has_systems(self) -> bool: ...
 
 
 def _opted_out(inventory: SystemDirectory | None, system_id: Any) -> bool:
@@ -61,6 +63,16 @@ def _opted_out(inventory: SystemDirectory | None, system_id: Any) -> bool:
     if isinstance(flag, dict):
         return flag.get("enabled", True) is False
     return getattr(flag, "enabled", True) is False
+
+
+def _unknown(inventory: SystemDirectory | None, system_id: Any) -> bool:
+    if inventory is None:
+        return False
+    try:
+        return inventory.has_systems() and (not isinstance(system_id, str)
+                                            or inventory.system(system_id) is None)
+    except Exception:  # an inventory problem must not stop sharing
+        return False
 
 
 def _level(event: dict[str, Any], inventory: SystemDirectory | None) -> int | None:
@@ -88,7 +100,10 @@ class Policy:
     def decide(self, event: dict[str, Any]) -> str:
         if not isinstance(event, dict) or not isinstance(event.get("event"), dict):
             return "malformed"
-        if _opted_out(self.inventory, get_path(event, "canhgac.system.id")):
+        system_id = get_path(event, "canhgac.system.id")
+        if _unknown(self.inventory, system_id):
+            return "unknown_system"  # not in the inventory: never reported as the province's
+        if _opted_out(self.inventory, system_id):
             return "system_opted_out"
         pol: LevelPolicy = self.config.for_level(_level(event, self.inventory))
         ev = event["event"]
