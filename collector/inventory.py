@@ -183,6 +183,9 @@ class System:
     unit: str
     level: Literal[1, 2, 3, 4, 5]
     status: Literal["operating", "building"] = "operating"
+    # The day it went (or goes) into operation: a system new after the province's
+    # deadline must be approved before that day, not by the deadline it never had.
+    operating_since: str | None = None
     hosts: list[str] = field(default_factory=list)
     approval: Approval = field(default_factory=Approval)
     plan: Plan = field(default_factory=Plan)
@@ -201,6 +204,9 @@ class System:
             return ("id", f"{self.id!r}: use ASCII letters, digits, '-', '_' or '.'")
         if not self.name.strip():
             return ("name", "must not be empty")
+        bad_date = _check_date(self.operating_since, "operating_since")
+        if bad_date:
+            return bad_date
         if not self.unit.strip():
             return ("unit", "must not be empty")
         seen: dict[str, int] = {}

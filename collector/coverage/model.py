@@ -17,7 +17,7 @@ from typing import Any
 from collector.auth import AgentRecord
 from collector.coverage.config import DAY, CoverageConfig
 from collector.fleet import Presence
-from collector.inventory import Inventory, System
+from collector.inventory import Inventory, System, parse_date
 from collector.ports import NationalLinkStatus
 
 LAYERS: tuple[str, ...] = ("onsite", "monitoring", "assessment", "national")
@@ -245,6 +245,10 @@ def system_coverage(system: System, cfg: CoverageConfig, now: float, *,
     l3, age = assessment(system, cfg, today)
     l4 = national(system, cfg, now, link)
     operating = system.status == "operating"
+    # Existing systems: approved by the province's deadline. A system that goes into
+    # operation after it: approved "trước khi đưa vào vận hành" (before going live).
+    since = parse_date(system.operating_since) if system.operating_since else None
+    approval_due = max(since, cfg.approval_deadline_day) if since else cfg.approval_deadline_day
     approved_day = system.approval.day if system.approval.approved else None
     approved = approved_day is not None and approved_day <= today
     plan_day = system.plan.day
@@ -256,8 +260,10 @@ def system_coverage(system: System, cfg: CoverageConfig, now: float, *,
         status=system.status,
         layers={"onsite": l1, "monitoring": l2, "assessment": l3, "national": l4},
         approved=approved,
-        approved_on_time=approved and approved_day <= cfg.approval_deadline_day,  # type: ignore[operator]
-        approval_overdue=operating and not approved and today > cfg.approval_deadline_day,
+        approved_on_time=approved and approved_day <= approval_due,  # type: ignore[operator]
+        approval_overdue=operating and not approved and (
+            today >= since if since and since > cfg.approval_deadline_day
+            else today > cfg.approval_deadline_day),
         plan_deployed=plan_deployed,
         plan_overdue=operating and not plan_deployed and today > cfg.plan_deadline_day,
         assessment_age_days=age, hosts_expected=n, hosts_covered=k,

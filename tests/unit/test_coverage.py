@@ -350,3 +350,18 @@ def test_systems_being_built_are_not_in_the_denominators() -> None:
     total = r.province_rollup
     assert total.systems == 2 and total.not_operating == 1
     assert total.approved == sum(s.approved for s in r.systems if s.status == "operating")
+
+
+def test_a_new_system_approved_before_going_live_is_on_time() -> None:
+    """Issue 9 finding: a system approved after 2024-09-30 was LATE forever, even a new one
+    approved before it went live ("trước khi đưa vào vận hành")."""
+    new = s3(report(inventory(operating_since="2025-03-01",
+                              approval={"approved": True, "date": "2025-02-10"})))
+    assert new.approved_on_time and not new.overdue
+    late = s3(report(inventory(operating_since="2025-03-01",
+                               approval={"approved": True, "date": "2025-04-10"})))
+    assert late.approved and not late.approved_on_time
+    missing = s3(report(inventory(operating_since="2025-03-01", approval={"approved": False})))
+    assert missing.approval_overdue  # in operation since March, never approved
+    existing = s3(report(inventory(approval={"approved": True, "date": "2024-10-01"})))
+    assert not existing.approved_on_time  # an existing system had the 2024-09-30 deadline
