@@ -147,8 +147,54 @@ def convert(value: Any, tp: Any, source: str, path: str) -> Any:
     raise ConfigError(source, path, f"unsupported type {tp!r}")  # pragma: no cover
 
 
-def load_section(data: Any, cls: type[T], source: str, path: str = "") -> T:
-    """Build dataclass ``cls`` from a YAML mapping, validating every key."""
+def did_you_mean(word: str, choices: typing.Iterable[str]) -> str:
+    """' (did you mean 'x'?)' for the closest choice, or '' when none is close."""
+    import difflib
+
+    close = difflib.get_close_matches(word, list(choices), n=1, cutoff=0.75)
+    return f" (did you mean {close[0]!r}?)" if close else ""
+
+
+def yaml_lines(text: str) -> dict[str, int]:
+    """Key path ("systems[3].level") -> 1-based line, for messages about a YAML file."""
+    out: dict[str, int] = {}
+
+    def walk(node: yaml.Node, path: str) -> None:
+        out.setdefault(path, node.start_mark.line + 1)
+        if isinstance(node, yaml.MappingNode):
+            for k, v in node.value:
+                sub = f"{path}.{k.value}" if path else str(k.value)
+                out[sub] = k.start_mark.line + 1
+                walk(v, sub)
+        elif isinstance(node, yaml.SequenceNode):
+            for i, v in enumerate(node.value):
+                walk(v, f"{path}[{i}]")
+
+    try:
+        root = yaml.compose(text, Loader=StrictLoader)
+    except yaml.YAMLError:
+        return out
+    if root is not None:
+        walk(root, "")
+    return out
+
+
+def line_of(lines: dict[str, int], path: str) -> int | None:
+    """The line of ``path``, or of its nearest ancestor that has one."""
+    while path:
+        if path in lines:
+            return lines[path]
+        cut = max(path.rfind("."), path.rfind("["))
+        path = path[:cut] if cut > 0 else ""
+    return None
+
+
+def load_section(data: Any, cls: type[T], source: str, path: str = "", *,
+                 validate: bool = True) -> T:
+    """Build dataclass ``cls`` from a YAML mapping, validating every key.
+
+    ``validate=False`` skips the dataclass's own ``validate()`` (for callers that
+    check the assembled whole themselves)."""
     if data is None:
         data = {}
     if not isinstance(data, dict):
@@ -161,8 +207,8 @@ def load_section(data: Any, cls: type[T], source: str, path: str = "") -> T:
         key = str(raw_key)
         name = key if key in fields else aliases.get(key)
         if name is None:
-            known = ", ".join(sorted(fields))
-            raise ConfigError(source, _join(path, key), f"unknown key (known keys: {known})")
+            raise ConfigError(source, _join(path, key), f"unknown key{did_you_mean(key, fields)} "
+                              f"(known keys: {', '.join(sorted(fields))})")
         sub = _join(path, key)
         value = convert(raw_value, hints[name], source, sub)
         meta = fields[name].metadata
@@ -179,7 +225,7 @@ def load_section(data: Any, cls: type[T], source: str, path: str = "") -> T:
         ):
             raise ConfigError(source, _join(path, name), "is required")
     obj = cls(**kwargs)
-    check = getattr(obj, "validate", None)
+    check = getattr(obj, "validate", None) if validate else None
     if callable(check):
         problem = check()
         if problem:

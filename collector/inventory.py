@@ -14,6 +14,7 @@ See docs/inventory.md.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import datetime as dt
 import fnmatch
 import functools
@@ -22,13 +23,13 @@ import os
 import re
 import signal
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-from canhgac.config import load_section, read_yaml
-from canhgac.errors import ConfigError
+from canhgac.config import did_you_mean, line_of, load_section, read_yaml, yaml_lines
+from canhgac.errors import ConfigError, ConfigErrors
 from canhgac.text import nfc
 
 log = logging.getLogger(__name__)
@@ -237,27 +238,33 @@ class Inventory:
     systems: list[System] = field(default_factory=list)
 
     def validate(self) -> tuple[str, str] | None:
+        return next(self.problems(), None)
+
+    def problems(self) -> Iterator[tuple[str, str]]:
+        """Every problem of the whole (key path, message), not just the first."""
         if not self.systems:
-            return ("systems", "the inventory lists no system (at least one is needed)")
+            yield ("systems", "the inventory lists no system (at least one is needed)")
+            return
         units = set(self.units)
         seen: dict[str, int] = {}
         hosts: dict[str, tuple[str, int, int]] = {}
         patterns: list[tuple[str, str, int, int]] = []
         for i, s in enumerate(self.systems):
             if s.id in seen:
-                return (f"systems[{i}].id", f"duplicate system id {s.id!r} (also systems[{seen[s.id]}])")
+                yield (f"systems[{i}].id", f"duplicate system id {s.id!r} (also systems[{seen[s.id]}])")
+                continue
             seen[s.id] = i
             if units and s.unit not in units:
-                return (f"systems[{i}].unit", f"unknown unit {s.unit!r} (not in units)")
+                yield (f"systems[{i}].unit",
+                       f"unknown unit {s.unit!r}{did_you_mean(s.unit, units)} (not in units)")
             for j, h in enumerate(s.hosts):
                 key = h.lower()
                 if key in hosts and hosts[key][0] != s.id:
                     other, oi, oj = hosts[key]
-                    return (
-                        f"systems[{i}].hosts[{j}]",
-                        f"host {h!r} is already claimed by system {other!r} "
-                        f"(systems[{oi}].hosts[{oj}])",
-                    )
+                    yield (f"systems[{i}].hosts[{j}]",
+                           f"host {h!r} is already claimed by system {other!r} "
+                           f"(systems[{oi}].hosts[{oj}])")
+                    continue
                 hosts[key] = (s.id, i, j)
                 if is_pattern(h):
                     patterns.append((key, s.id, i, j))
@@ -268,12 +275,9 @@ class Inventory:
                 continue
             for pat, psid, pi, pj in patterns:
                 if psid != sid and fnmatch.fnmatchcase(key, pat):
-                    return (
-                        f"systems[{i}].hosts[{j}]",
-                        f"host {key!r} is also matched by {pat!r} of system {psid!r} "
-                        f"(systems[{pi}].hosts[{pj}])",
-                    )
-        return None
+                    yield (f"systems[{i}].hosts[{j}]",
+                           f"host {key!r} is also matched by {pat!r} of system {psid!r} "
+                           f"(systems[{pi}].hosts[{pj}])")
 
     def unit_names(self) -> list[str]:
         """Declared units first (in order), then any others systems name."""
@@ -284,13 +288,60 @@ class Inventory:
         return out
 
 
-def parse_inventory(data: object, source: str) -> Inventory:
-    return load_section(dates_to_text(data), Inventory, source)
+def parse_inventory(data: object, source: str, lines: dict[str, int] | None = None) -> Inventory:
+    """Load and check the whole inventory; every problem at once (ConfigErrors), each with
+    its key path, the system's id and, when ``lines`` come from the file, its line."""
+    data = dates_to_text(data)
+    if not isinstance(data, dict):
+        raise ConfigError(source, "(top level)", "expected a mapping with a systems: list")
+    errors: list[ConfigError] = []
+    raw_systems = data.get("systems")
+    if raw_systems is not None and not isinstance(raw_systems, list):
+        raise ConfigError(source, "systems", "expected a list of systems")
+    head = load_section({k: v for k, v in data.items() if k != "systems"}, Inventory, source,
+                        validate=False)
+    systems: list[System] = []
+    index: list[int] = []  # position in the file of each system that loaded
+    for i, raw in enumerate(raw_systems or []):
+        try:
+            systems.append(load_section(raw, System, source, f"systems[{i}]"))
+            index.append(i)
+        except ConfigError as exc:
+            errors.append(exc)
+    inventory = dataclasses.replace(head, systems=systems)
+    if systems or not errors:  # whole-inventory checks, over the systems that loaded
+        for path, msg in inventory.problems():
+            path = re.sub(r"systems\[(\d+)\]", lambda m: f"systems[{index[int(m.group(1))]}]",
+                          path)
+            errors.append(ConfigError(source, path, msg))
+        errors.sort(key=lambda e: [int(n) for n in re.findall(r"\d+", e.path)[:1]] or [-1])
+    if errors:
+        raise ConfigErrors([_located(e, raw_systems or [], lines or {}) for e in errors])
+    return inventory
+
+
+def _located(exc: ConfigError, raw_systems: list[Any], lines: dict[str, int]) -> ConfigError:
+    """The same error, with the system's id and the file's line where known."""
+    subject = ""
+    m = re.match(r"systems\[(\d+)\]", exc.path)
+    if m and int(m.group(1)) < len(raw_systems):
+        raw = raw_systems[int(m.group(1))]
+        sid = raw.get("id") if isinstance(raw, dict) else None
+        if isinstance(sid, str) and sid:
+            subject = f"system {sid}"
+    return ConfigError(exc.source, exc.path, exc.problem, line=line_of(lines, exc.path),
+                       subject=subject)
 
 
 def read_inventory(path: str | Path) -> Inventory:
-    """Load and validate; raises ConfigError naming file, key path and problem."""
-    return parse_inventory(read_yaml(path), str(path))
+    """Load and validate; raises ConfigError(s) naming file, line, key path and problem."""
+    p = Path(path)
+    data = read_yaml(p)
+    try:
+        lines = yaml_lines(p.read_text(encoding="utf-8"))
+    except OSError:
+        lines = {}
+    return parse_inventory(data, str(p), lines)
 
 
 class InventoryHolder:

@@ -64,7 +64,9 @@ def test_unknown_level_names_key_path() -> None:
     err = _problem(d)
     assert err.path == "systems[1].level"
     assert "must be one of 1, 2, 3, 4, 5, got 7" in err.problem
-    assert str(err).startswith("inv.yaml: systems[1].level:")
+    # Issue 9 finding: errors named a 0-based index but not the system (nor, from a file,
+    # the line).
+    assert str(err).startswith("inv.yaml: systems[1].level (system mot-cua):")
 
 
 def test_boolean_level_is_not_level_1() -> None:
@@ -228,8 +230,46 @@ def test_cli_validate_and_show(tmp_path: Path, capsys) -> None:  # type: ignore[
     bad = tmp_path / "bad.yaml"
     bad.write_text(GOOD.replace("level: 3", "level: 0"), encoding="utf-8")
     args = parser.parse_args(["inventory", "validate", str(bad)])
-    with pytest.raises(ConfigError, match=r"bad.yaml: systems\[0\].level"):
+    with pytest.raises(ConfigError, match=r"bad.yaml: line \d+: systems\[0\].level \(system "):
         args.func(args)
+
+
+def test_every_problem_at_once_with_line_system_and_suggestions(tmp_path: Path) -> None:
+    """Issue 9 findings: only the first error was reported, with a 0-based index but no line
+    number or system id, and no "did you mean" for a misspelt key or unit."""
+    f = tmp_path / "inventory.yaml"
+    f.write_text(textwrap.dedent("""\
+        province: Thừa Thiên Huế
+        units: [Sở Y tế, Sở Thông tin và Truyền thông]
+        systems:
+          - id: his
+            name: Bệnh viện
+            unit: Sở Y te
+            level: 2
+          - id: cong-ttdt
+            name: Cổng
+            unit: Sở Thông tin và Truyền thông
+            level: 9
+          - id: mot-cua
+            name: Một cửa
+            unit: Sở Y tế
+            level: 2
+            aproval: {approved: false}
+        """), encoding="utf-8")
+    with pytest.raises(ConfigError) as exc:
+        read_inventory(f)
+    text = str(exc.value)
+    assert text.splitlines()[0] == f"3 problems in {f}:"
+    assert f"{f}: line 6: systems[0].unit (system his): unknown unit 'Sở Y te'" in text
+    assert f"{f}: line 11: systems[1].level (system cong-ttdt): must be one of" in text
+    assert (f"{f}: line 16: systems[2].aproval (system mot-cua): unknown key "
+            "(did you mean 'approval'?)") in text
+    f.write_text(f.read_text(encoding="utf-8").replace("level: 9", "level: 3")
+                 .replace("    aproval: {approved: false}\n", ""), encoding="utf-8")
+    with pytest.raises(ConfigError) as exc:
+        read_inventory(f)
+    assert str(exc.value) == (f"{f}: line 6: systems[0].unit (system his): unknown unit "
+                              "'Sở Y te' (did you mean 'Sở Y tế'?) (not in units)")
 
 
 def test_day_first_dates_are_read_as_vietnamese_documents_write_them() -> None:

@@ -90,7 +90,7 @@ def test_any_inventory_loads_or_is_a_config_error(data: Any) -> None:
     try:
         parse_inventory(data, "inventory.yaml")
     except ConfigError as exc:
-        assert str(exc).startswith("inventory.yaml")
+        assert exc.source == "inventory.yaml" and "inventory.yaml" in str(exc)
 
 
 # -- the national center's API ---------------------------------------------------------
