@@ -174,3 +174,29 @@ async def test_enrollment_for_a_system_the_inventory_does_not_list_is_refused(tm
             assert await running.enroll(s, system="cong-ttdt")  # a listed one enrols
     finally:
         await runner.cleanup()  # type: ignore[attr-defined]
+
+
+async def test_a_request_in_progress_is_not_cut_by_the_header_deadline(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """Once its headers are in, a request is under request_timeout only: the header timer
+    is disarmed while it is handled (a slow body or handler is not a slow header)."""
+    running, runner = await start_collector(tmp_path, {"limits": {"header_timeout": "1s"}})
+    try:
+        guard = running.ctx.app[GUARD_KEY]
+        r, w = await _open(running)
+        body = b'{"token": "nope", "hostname": "web-01"}'
+        w.write(b"POST /v1/enroll HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+                b"Content-Length: %d\r\n\r\n" % len(body))
+        await w.drain()
+        assert await wait_for(lambda: len(guard._by_transport) == 1, timeout=30)
+        (conn,) = guard._by_transport.values()
+        assert await wait_for(lambda: conn.in_request == 1, timeout=30)
+        assert conn._timer is None  # disarmed while the body is awaited
+        w.write(body)
+        await w.drain()
+        async with asyncio.timeout(30):
+            head = await r.readuntil(b"\r\n\r\n")
+        assert head.startswith(b"HTTP/1.1 401")  # answered: the unknown token
+        assert await wait_for(lambda: conn.in_request == 0 and conn._timer is not None, timeout=30)
+        w.close()
+    finally:
+        await runner.cleanup()  # type: ignore[attr-defined]
