@@ -6,6 +6,11 @@ import argparse
 import importlib
 import sys
 import time
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from collector.auth import AgentRecord
+    from collector.inventory import InventoryHolder
 from pathlib import Path
 
 from canhgac.errors import UserError
@@ -160,6 +165,23 @@ def cmd_revoke_token(args: argparse.Namespace) -> int:
     return 0
 
 
+def _agent_facts(a: AgentRecord, state: str, inventory: InventoryHolder,
+                 now: float) -> dict[str, Any]:
+    """What an operator needs to know of one agent, from its last heartbeat."""
+    hb = a.heartbeat if isinstance(a.heartbeat, dict) else {}
+    raw_probes = hb.get("probes")
+    probes: dict[str, Any] = raw_probes if isinstance(raw_probes, dict) else {}
+    running = [n for n, p in probes.items() if isinstance(p, dict) and p.get("state") == "running"]
+    failing = sorted(n for n, p in probes.items()
+                     if isinstance(p, dict) and p.get("state") not in ("running", "disabled", None))
+    known = not inventory.has_systems() or inventory.system(a.system_id) is not None
+    return {"agent_id": a.agent_id, "system_id": a.system_id, "system_known": known,
+            "hostname": a.hostname, "version": str(hb.get("version") or ""), "state": state,
+            "enrolled": a.enrolled, "last_seen": a.last_seen, "revoked": a.revoked,
+            "probes_total": len(probes), "probes_running": len(running),
+            "probes_failing": failing}
+
+
 def cmd_revoke(args: argparse.Namespace) -> int:
     auth = _open_auth(args)
     ok = auth.revoke(args.agent_id)
@@ -175,24 +197,28 @@ def cmd_agents(args: argparse.Namespace) -> int:
 
     from collector.config import load
     from collector.fleet import Presence
+    from collector.inventory import load_inventory
 
     config, _ = load(getattr(args, "config", None))
     presence = Presence.of(config)
+    inventory = load_inventory(config.inventory)
     auth = _open_auth(args)
     agents = auth.agents()
     auth.close()
     now = time.time()
+    facts = [_agent_facts(a, presence.state(a, now), inventory, now) for a in agents]
     if args.format == "json":
-        print(orjson.dumps([{
-            "agent_id": a.agent_id, "system_id": a.system_id, "hostname": a.hostname,
-            "enrolled": a.enrolled, "last_seen": a.last_seen, "revoked": a.revoked,
-            "state": presence.state(a, now),
-        } for a in agents], option=orjson.OPT_INDENT_2).decode())
+        print(orjson.dumps(facts, option=orjson.OPT_INDENT_2).decode())
         return 0
-    rows = [("AGENT", "SYSTEM", "HOST", "LAST SEEN", "STATE")]
-    for a in agents:
-        seen = f"{int(now - a.last_seen)}s ago" if a.last_seen else "never"
-        rows.append((a.agent_id, a.system_id, a.hostname, seen, presence.state(a, now)))
+    rows = [("AGENT", "SYSTEM", "HOST", "VERSION", "STATE", "LAST SEEN", "PROBES")]
+    for f in facts:
+        seen = f"{int(now - f['last_seen'])}s ago" if f["last_seen"] else "never"
+        system = f["system_id"] + ("" if f["system_known"] else " (NOT IN INVENTORY)")
+        probes = f"{f['probes_running']}/{f['probes_total']} running"
+        if f["probes_failing"]:
+            probes += " — " + ", ".join(f["probes_failing"])
+        rows.append((f["agent_id"], system, f["hostname"], f["version"] or "?", f["state"],
+                     seen, probes))
     from canhgac.table import render
 
     print(render(rows))

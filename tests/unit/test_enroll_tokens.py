@@ -33,3 +33,34 @@ def test_list_and_revoke_an_unused_token(tmp_path: Path, capsys: pytest.CaptureF
         auth.enroll(token, "web-01")
     assert auth.enroll_tokens() == []
     auth.close()
+
+
+def test_collector_agents_shows_state_version_probes_and_unknown_systems(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """Issue 9 finding: `collector agents` showed neither online/offline, version nor probe
+    health, and an agent of a system missing from the inventory passed unnoticed."""
+    import yaml
+
+    inv = tmp_path / "inventory.yaml"
+    inv.write_text(yaml.safe_dump({"systems": [{"id": "cong-ttdt", "name": "Cổng",
+                                                "unit": "Sở TT&TT", "level": 3}]},
+                                  allow_unicode=True), encoding="utf-8")
+    cfg = tmp_path / "collector.yaml"
+    cfg.write_text(f"state_dir: {tmp_path}\ninventory: {inv}\n", encoding="utf-8")
+    auth = AuthStore(tmp_path / "auth.db")
+    for system, host in (("cong-ttdt", "web-01"), ("ghost", "old-01")):
+        agent_id, secret, _ = auth.enroll(auth.create_enroll_token(system), host)
+        rec = auth.authenticate(f"{agent_id}.{secret}")
+        assert rec is not None
+        auth.touch(rec, {"version": "0.1.0", "probes": {"process": {"state": "running"},
+                                                        "auth_log": {"state": "backoff"}}})
+    auth.flush_seen()
+    auth.close()
+    assert main(["collector", "agents", "--config", str(cfg), "--format", "json"]) == 0
+    facts = {f["hostname"]: f for f in orjson.loads(capsys.readouterr().out)}
+    assert facts["web-01"]["state"] == "online" and facts["web-01"]["version"] == "0.1.0"
+    assert facts["web-01"]["probes_failing"] == ["auth_log"] and facts["web-01"]["system_known"]
+    assert not facts["old-01"]["system_known"]
+    assert main(["collector", "agents", "--config", str(cfg)]) == 0
+    out = capsys.readouterr().out
+    assert "ghost (NOT IN INVENTORY)" in out and "1/2 running — auth_log" in out
