@@ -23,7 +23,10 @@ from canhgac.timeutil import parse_rfc3339
 from collector.ports import AckTimes
 
 STATUSES = ("open", "acknowledged", "resolved")
+# What a resolved alert turned out to be: the SOC's verdict, counted for tuning rules.
+OUTCOMES = ("true_positive", "false_positive", "benign")
 MAX_NOTE = 2000
+MIN_PREFIX = 8  # characters of an alert id that may stand for it (if unique)
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS alerts (
@@ -45,9 +48,13 @@ CREATE INDEX IF NOT EXISTS alerts_status ON alerts(status, system_id);
 CREATE INDEX IF NOT EXISTS alerts_ack ON alerts(created, system_id, acked_at);
 """
 
+# Added after the first release: created on open if missing.
+_ADDED_COLUMNS = (("outcome", "TEXT"), ("updates", "INTEGER NOT NULL DEFAULT 0"),
+                  ("last_update", "REAL"))
+
 _COLUMNS = ("id", "system_id", "unit", "rule", "severity", "title", "created", "status",
             "acked_by", "acked_at", "ack_note", "resolved_by", "resolved_at", "resolve_note",
-            "event")
+            "outcome", "updates", "last_update", "event")
 
 
 class TransitionError(Exception):
@@ -70,13 +77,33 @@ class AlertRecord:
     resolved_by: str | None
     resolved_at: float | None
     resolve_note: str | None
+    outcome: str | None
+    updates: int  # throttle updates folded into this alert
+    last_update: float | None
     event: dict[str, Any]
 
     def to_dict(self, with_event: bool = False) -> dict[str, Any]:
         d = {k: getattr(self, k) for k in _COLUMNS if k != "event"}
+        d["evidence"] = evidence(self.event)
         if with_event:
             d["event"] = self.event
         return d
+
+
+# The fields that say what happened, in the order an operator reads them.
+EVIDENCE_FIELDS = ("process.command_line", "process.executable", "user.name", "group.name",
+                   "file.path", "source.ip", "destination.ip", "destination.port",
+                   "dns.question.name", "url.original")
+
+
+def evidence(doc: dict[str, Any]) -> dict[str, Any]:
+    """The alert's key evidence (ECS fields the detector copied), as {field: value}."""
+    out: dict[str, Any] = {}
+    for name in EVIDENCE_FIELDS:
+        value = get_path(doc, name)
+        if value not in (None, "", [], {}):
+            out[name] = value
+    return out
 
 
 def _row(r: tuple[Any, ...]) -> AlertRecord:
@@ -113,26 +140,43 @@ class AlertStore:
         self._lock = threading.Lock()
         self._db = sqlite_connect(path, synchronous="NORMAL", private=True)
         self._db.executescript(_SCHEMA)
+        have = {r[1] for r in self._db.execute("PRAGMA table_info(alerts)")}
+        for name, decl in _ADDED_COLUMNS:
+            if name not in have:
+                self._db.execute(f"ALTER TABLE alerts ADD COLUMN {name} {decl}")
 
     def close(self) -> None:
         with self._lock:
             self._db.close()
 
     def register(self, alerts: list[dict[str, Any]], now: float | None = None) -> int:
-        """Open every alert (event.kind "alert") not seen before; returns how many were new."""
+        """Open every alert (event.kind "alert") not seen before; returns how many were new.
+
+        A throttle *update* of an alert that is here (``canhgac.alert.update_of``) folds
+        into it (its update count and time) instead of opening a row of its own: one
+        attack, one line to triage.
+        """
         now = time.time() if now is None else now
-        rows = [_summary(doc, now) for doc in alerts
-                if get_path(doc, "event.kind") == "alert" and get_path(doc, "event.id")]
-        if not rows:
+        fresh = [doc for doc in alerts
+                 if get_path(doc, "event.kind") == "alert" and get_path(doc, "event.id")]
+        if not fresh:
             return 0
         with self._lock:
-            before = self._db.total_changes
             self._db.execute("BEGIN")
+            rows = []
+            for doc in fresh:
+                parent = get_path(doc, "canhgac.alert.update_of")
+                if isinstance(parent, str) and self._db.execute(
+                        "UPDATE alerts SET updates = updates + 1, last_update = ? WHERE id = ?",
+                        (now, parent)).rowcount:
+                    continue
+                rows.append(_summary(doc, now))
+            opened_before = self._db.total_changes
             self._db.executemany(
                 "INSERT OR IGNORE INTO alerts (id, system_id, unit, rule, severity, title, created,"
                 " event) VALUES (?,?,?,?,?,?,?,?)", rows)
             self._db.execute("COMMIT")
-            return self._db.total_changes - before
+            return self._db.total_changes - opened_before
 
     def get(self, alert_id: str) -> AlertRecord | None:
         with self._lock:
@@ -140,10 +184,32 @@ class AlertStore:
                                  (alert_id,)).fetchone()
         return _row(r) if r else None
 
+    def resolve_id(self, given: str) -> str:
+        """The full id for an id or a unique prefix of at least MIN_PREFIX characters.
+
+        KeyError if none; ValueError if the prefix is too short or names several."""
+        with self._lock:
+            if self._db.execute("SELECT 1 FROM alerts WHERE id=?", (given,)).fetchone():
+                return given
+            if len(given) < MIN_PREFIX:
+                raise KeyError(given)
+            escaped = given.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+            rows = self._db.execute("SELECT id FROM alerts WHERE id LIKE ? ESCAPE '\\' LIMIT 2",
+                                    (escaped + "%",)).fetchall()
+        if not rows:
+            raise KeyError(given)
+        if len(rows) > 1:
+            raise ValueError(f"{given!r} is the start of several alert ids: give more of it")
+        return str(rows[0][0])
+
     def list(self, *, status: str | None = None, system_ids: list[str] | None = None,
-             since: float | None = None, limit: int = 100) -> list[AlertRecord]:
+             since: float | None = None, min_severity: int | None = None,
+             limit: int = 100) -> list[AlertRecord]:
         where: list[str] = []
         args: list[Any] = []
+        if min_severity is not None:
+            where.append("severity>=?")
+            args.append(min_severity)
         if status:
             where.append("status=?")
             args.append(status)
@@ -173,28 +239,39 @@ class AlertStore:
             if r is None:
                 raise KeyError(alert_id)
             if r[0] != "open":
-                raise TransitionError(f"alert is already {r[0]}" + (f" (by {r[1]})" if r[1] else ""))
+                raise TransitionError(self._already(alert_id, r[0]))
             self._db.execute(
                 "UPDATE alerts SET status='acknowledged', acked_by=?, acked_at=?, ack_note=?"
                 " WHERE id=? AND status='open'", (who, now, note[:MAX_NOTE], alert_id))
         return self.get(alert_id)  # type: ignore[return-value]
 
-    def resolve(self, alert_id: str, who: str, note: str = "", now: float | None = None
-                ) -> AlertRecord:
-        """Resolving an open alert acknowledges it at the same moment (someone acted)."""
+    def resolve(self, alert_id: str, who: str, note: str, outcome: str,
+                now: float | None = None) -> AlertRecord:
+        """Resolve with what was done (``note``) and what it was (``outcome``); resolving
+        an open alert acknowledges it at the same moment (someone acted)."""
+        if outcome not in OUTCOMES:
+            raise ValueError(f"outcome must be one of {', '.join(OUTCOMES)}")
+        if not note.strip():
+            raise ValueError("a note saying what was done is required to resolve")
         now = time.time() if now is None else now
         with self._lock:
             r = self._db.execute("SELECT status FROM alerts WHERE id=?", (alert_id,)).fetchone()
             if r is None:
                 raise KeyError(alert_id)
             if r[0] == "resolved":
-                raise TransitionError("alert is already resolved")
+                raise TransitionError(self._already(alert_id, r[0]))
             self._db.execute(
                 "UPDATE alerts SET status='resolved', resolved_by=?, resolved_at=?, resolve_note=?,"
-                " acked_by=COALESCE(acked_by, ?), acked_at=COALESCE(acked_at, ?)"
+                " outcome=?, acked_by=COALESCE(acked_by, ?), acked_at=COALESCE(acked_at, ?)"
                 " WHERE id=? AND status!='resolved'",
-                (who, now, note[:MAX_NOTE], who, now, alert_id))
+                (who, now, note[:MAX_NOTE], outcome, who, now, alert_id))
         return self.get(alert_id)  # type: ignore[return-value]
+
+    def _already(self, alert_id: str, status: str) -> str:
+        """'already acknowledged by X' / 'already resolved by Y': who did *that* step."""
+        col = "resolved_by" if status == "resolved" else "acked_by"
+        r = self._db.execute(f"SELECT {col} FROM alerts WHERE id=?", (alert_id,)).fetchone()
+        return f"alert is already {status}" + (f" by {r[0]}" if r and r[0] else "")
 
     def ack_times(self, since: float) -> AckTimes:
         """(created, acknowledged) per system for layer 1; one indexed range scan."""

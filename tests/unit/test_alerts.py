@@ -55,11 +55,19 @@ def test_lifecycle_with_who_when_note(store: AlertStore) -> None:
         "acknowledged", "Nguyễn Văn An", T0 + 60, "đang xử lý")
     with pytest.raises(TransitionError, match="already acknowledged"):
         store.acknowledge(aid, "other")
-    rec = store.resolve(aid, "Trần Thị Bình", "blocked 203.0.113.7", now=T0 + 600)
-    assert (rec.status, rec.resolved_by, rec.resolved_at, rec.acked_by) == (
-        "resolved", "Trần Thị Bình", T0 + 600, "Nguyễn Văn An")
-    with pytest.raises(TransitionError):
-        store.resolve(aid, "x")
+    with pytest.raises(ValueError, match="outcome must be one of"):
+        store.resolve(aid, "Trần Thị Bình", "blocked", "maybe")
+    with pytest.raises(ValueError, match="a note saying what was done"):
+        store.resolve(aid, "Trần Thị Bình", "  ", "true_positive")
+    rec = store.resolve(aid, "Trần Thị Bình", "blocked 203.0.113.7", "true_positive", now=T0 + 600)
+    assert (rec.status, rec.resolved_by, rec.resolved_at, rec.acked_by, rec.outcome) == (
+        "resolved", "Trần Thị Bình", T0 + 600, "Nguyễn Văn An", "true_positive")
+    # Issue 10 finding: a second step said "already resolved (by admin)" naming the one who
+    # acknowledged, not the one who resolved.
+    with pytest.raises(TransitionError, match="already resolved by Trần Thị Bình"):
+        store.resolve(aid, "x", "again", "benign")
+    with pytest.raises(TransitionError, match="already resolved by Trần Thị Bình"):
+        store.acknowledge(aid, "x")
     with pytest.raises(KeyError):
         store.acknowledge("nope", "x")
 
@@ -67,7 +75,7 @@ def test_lifecycle_with_who_when_note(store: AlertStore) -> None:
 def test_resolve_without_ack_counts_as_ack_time(store: AlertStore) -> None:
     a, b = alert(), alert(system="s4")
     store.register([a, b])
-    store.resolve(a["event"]["id"], "x", now=T0 + 100)
+    store.resolve(a["event"]["id"], "x", "false alarm", "false_positive", now=T0 + 100)
     times = store.ack_times(T0 - 1)
     assert times == {"s3": [(T0, T0 + 100)], "s4": [(T0, None)]}
     assert store.ack_times(T0 + 1) == {}
@@ -161,7 +169,8 @@ async def test_real_operator_store_roles_and_scope(tmp_path: Path, store: AlertS
         token = read_token(tmp_path / "admin.token")
         r = await client.post(f"/v1/alerts/{b['event']['id']}/resolve",
                               headers={"Authorization": f"Bearer {token}"},
-                              json={"operator": "Trần Thị Bình", "note": "đã xử lý"})
+                              json={"operator": "Trần Thị Bình", "note": "đã xử lý",
+                                    "outcome": "benign"})
         assert r.status == 200 and (await r.json())["resolved_by"] == "Trần Thị Bình"
     finally:
         await client.close()
@@ -248,6 +257,9 @@ async def test_api_admin_token_fallback(store: AlertStore, tmp_path: Path) -> No
         r = await client.post(f"/v1/alerts/{aid}/resolve", headers=auth, json={"note": "x" * 2001})
         assert r.status == 400
         r = await client.post(f"/v1/alerts/{aid}/resolve", headers=auth, json={"note": "done"})
+        assert r.status == 400 and "outcome must be one of" in (await r.json())["error"]
+        r = await client.post(f"/v1/alerts/{aid}/resolve", headers=auth,
+                              json={"note": "done", "outcome": "true_positive"})
         assert r.status == 200 and (await r.json())["status"] == "resolved"
         r = await client.get("/v1/alerts", params={"status": "bogus"}, headers=auth)
         assert r.status == 400
@@ -281,3 +293,37 @@ async def test_api_operator_scope_and_roles(store: AlertStore, tmp_path: Path) -
         assert len((await r.json())["alerts"]) == 2
     finally:
         await client.close()
+
+
+def test_throttle_updates_fold_into_the_first_alert(store: AlertStore) -> None:
+    """Issue 10 finding: throttled "update" alerts opened rows of their own."""
+    first = alert()
+    assert store.register([first]) == 1
+    update = alert()
+    update["canhgac"]["alert"] = {"update_of": first["event"]["id"], "suppressed": 12}
+    assert store.register([update], now=T0 + 30) == 0
+    (row,) = store.list()
+    assert (row.id, row.updates, row.last_update) == (first["event"]["id"], 1, T0 + 30)
+    orphan = alert()
+    orphan["canhgac"]["alert"] = {"update_of": "not-here"}
+    assert store.register([orphan]) == 1  # its original is unknown here: a row of its own
+
+
+def test_list_filters_by_severity_and_old_databases_gain_columns(tmp_path: Path) -> None:
+    import sqlite3
+
+    path = tmp_path / "old.db"
+    db = sqlite3.connect(path)
+    db.executescript("CREATE TABLE alerts (id TEXT PRIMARY KEY, system_id TEXT NOT NULL DEFAULT '',"
+                     " unit TEXT NOT NULL DEFAULT '', rule TEXT NOT NULL DEFAULT '', severity INTEGER,"
+                     " title TEXT NOT NULL DEFAULT '', created REAL NOT NULL, status TEXT NOT NULL"
+                     " DEFAULT 'open', acked_by TEXT, acked_at REAL, ack_note TEXT, resolved_by TEXT,"
+                     " resolved_at REAL, resolve_note TEXT, event TEXT NOT NULL);")
+    db.close()
+    store = AlertStore(path)  # an alerts.db from the previous release opens and works
+    low, high = alert(), alert()
+    low["event"]["severity"] = 21
+    store.register([low, high])
+    assert [r.severity for r in store.list(min_severity=48)] == [73]
+    assert len(store.list()) == 2
+    store.close()

@@ -106,15 +106,26 @@ def test_alerts_list_ack_show_resolve(server: Server, capsys) -> None:  # type: 
     aid = server.alert["event"]["id"]
     assert run(server, "alerts", "list") == 0
     out = capsys.readouterr().out
-    assert aid in out and "open" in out and "Đăng nhập bất thường" in out
-    assert run(server, "alerts", "ack", aid, "-m", "đang xử lý", "--as", "Nguyễn Văn An") == 0
+    # Issue 10 findings: a severity column, local times labelled, titles whole.
+    assert aid[:8] in out and "open" in out and "Đăng nhập bất thường" in out
+    assert "TIME (UTC+7)" in out and "SEVERITY" in out
+    # A short id prefix works (was a 404).
+    assert run(server, "alerts", "ack", aid[:8], "-m", "đang xử lý", "--as", "Nguyễn Văn An") == 0
     assert capsys.readouterr().out.strip() == f"{aid}: acknowledged by Nguyễn Văn An"
-    assert run(server, "alerts", "show", aid) == 0
+    assert run(server, "alerts", "show", aid, "--format", "json") == 0
     shown = json.loads(capsys.readouterr().out)
     assert shown["ack_note"] == "đang xử lý" and shown["event"]["rule"]["id"] == "r"
-    with pytest.raises(UserError, match="HTTP 409: alert is already acknowledged"):
+    assert run(server, "alerts", "show", aid[:8]) == 0
+    text = capsys.readouterr().out
+    assert "acknowledged by Nguyễn Văn An" in text and "(UTC+7)" in text
+    with pytest.raises(UserError, match="HTTP 409: alert is already acknowledged by Nguyễn Văn An"):
         run(server, "alerts", "ack", aid)
-    assert run(server, "alerts", "resolve", aid, "-m", "khóa tài khoản") == 0
+    with pytest.raises(UserError, match="HTTP 404: no system 'nonexistent'"):
+        run(server, "alerts", "list", "--system", "nonexistent")
+    with pytest.raises(SystemExit):  # resolving needs an outcome (argparse: exit 2)
+        run(server, "alerts", "resolve", aid, "-m", "khóa tài khoản")
+    assert run(server, "alerts", "resolve", aid, "-m", "khóa tài khoản",
+               "--outcome", "true_positive") == 0
     assert "resolved by admin" in capsys.readouterr().out
     assert run(server, "alerts", "list", "--status", "resolved", "--format", "json") == 0
     assert json.loads(capsys.readouterr().out)["alerts"][0]["resolve_note"] == "khóa tài khoản"
