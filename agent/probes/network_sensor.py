@@ -1,10 +1,11 @@
 """Network sensor: port scans, ARP spoofing and DNS queries from raw packets.
 
-Cheap on a busy server by construction: a kernel BPF filter (compiled by
-scapy/libpcap, attached to an AF_PACKET socket) passes only TCP SYNs without
-ACK, ARP and DNS, so the kernel drops bulk traffic before it is ever copied to
-us. The socket is bound only after the filter is attached, so no unfiltered
-packet is queued in between.
+Cheap on a busy server by construction: a kernel BPF filter (attached to an
+AF_PACKET socket) passes only TCP SYNs without ACK, ARP and DNS, so the kernel
+drops bulk traffic before it is ever copied to us. The default filter is a
+built-in program (agent.probes.bpf); a custom ``bpf_filter`` is compiled by
+libpcap through ctypes; scapy is never imported. A socket is bound only after
+its filter is attached, so no unfiltered packet is queued in between.
 
 A reader thread owns the sockets, decodes and runs the detectors (no per-packet
 hop to the event loop); finished events cross to the loop in a bounded deque.
@@ -12,8 +13,7 @@ Kernel drops are read from PACKET_STATISTICS and reported as they are, so "no
 alert" is never mistaken for "nothing happened" when the sensor could not keep up.
 
 Without CAP_NET_RAW the probe does not crash-loop: it logs once, reports
-``enabled: false`` with the reason, and idles. scapy is imported only once the
-capability check passed, inside ``run``.
+``enabled: false`` with the reason, and idles.
 """
 
 from __future__ import annotations
@@ -21,7 +21,6 @@ from __future__ import annotations
 import asyncio
 import collections
 import contextlib
-import ctypes
 import errno
 import logging
 import select
@@ -32,7 +31,9 @@ import time
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
+from agent.probes import bpf
 from agent.probes.base import Emit, Probe, ProbeConfig
+from agent.probes.bpf import DEFAULT_FILTER
 from canhgac.config import Duration, field_meta
 from canhgac.schema import DNS, NETWORK
 
@@ -43,16 +44,9 @@ ETH_P_ALL = 0x0003
 SOL_PACKET = 263
 PACKET_STATISTICS = 6
 PACKET_OUTGOING = 4
-SO_ATTACH_FILTER = 26
 SO_RCVBUFFORCE = 33
-DLT_EN10MB = 1
 
-DEFAULT_FILTER = (
-    "(tcp[tcpflags] & (tcp-syn|tcp-ack) == tcp-syn)"
-    " or (ip6 and tcp and (ip6[53] & 0x12) == 0x02)"
-    " or arp"
-    " or (udp port 53)"
-)
+__all__ = ["DEFAULT_FILTER", "NetworkSensorConfig", "NetworkSensorProbe"]
 
 
 def has_capability(bit: int, status_path: str = "/proc/self/status") -> bool:
@@ -87,14 +81,6 @@ class NetworkSensorConfig(ProbeConfig):
     #: socket receive buffer; bigger absorbs bursts (needs CAP_NET_ADMIN above rmem_max)
     rcvbuf_bytes: int = field(default=8 << 20, metadata=field_meta(min=65536))
     max_pending_events: int = field(default=10_000, metadata=field_meta(min=100))
-
-
-def _attach_bpf(sock: socket.socket, expr: str) -> None:
-    from scapy.arch.common import compile_filter  # heavy: only once the probe runs
-
-    prog = compile_filter(expr, linktype=DLT_EN10MB)
-    fprog = struct.pack("HL", prog.bf_len, ctypes.addressof(prog.bf_insns.contents))
-    sock.setsockopt(socket.SOL_SOCKET, SO_ATTACH_FILTER, fprog)
 
 
 class _Reader(threading.Thread):
@@ -220,6 +206,7 @@ class NetworkSensorProbe(Probe):
 
     def _open(self) -> list[socket.socket]:
         ifaces: list[str | None] = list(self.cfg.interfaces) or [None]
+        program = bpf.compile_filter(self.cfg.bpf_filter)
         socks = []
         try:
             for iface in ifaces:
@@ -237,7 +224,7 @@ class NetworkSensorProbe(Probe):
                     s.setsockopt(socket.SOL_SOCKET, SO_RCVBUFFORCE, self.cfg.rcvbuf_bytes)
                 except OSError:
                     s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, self.cfg.rcvbuf_bytes)
-                _attach_bpf(s, self.cfg.bpf_filter)
+                bpf.attach(s, program)
                 if iface is not None:
                     s.bind((iface, ETH_P_ALL))
                 s.setblocking(False)
@@ -295,6 +282,14 @@ class NetworkSensorProbe(Probe):
         return out
 
 
+def _libpcap_loaded() -> bool:
+    try:
+        with open("/proc/self/maps") as f:
+            return "libpcap" in f.read()
+    except OSError:
+        return False
+
+
 async def _standalone(config: dict[str, Any], state_dir: str) -> None:
     """Run the sensor alone, events as NDJSON on stdout (tests, benchmarks, debugging)."""
     import json
@@ -318,7 +313,8 @@ async def _standalone(config: dict[str, Any], state_dir: str) -> None:
             out(ev)
 
     def status() -> dict[str, Any]:
-        return {**probe.status(), "scapy_loaded": "scapy" in sys.modules}
+        return {**probe.status(), "scapy_loaded": "scapy" in sys.modules,
+                "libpcap_loaded": _libpcap_loaded()}
 
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()

@@ -258,6 +258,28 @@ def test_dns_queries_logged_and_filter_drops_bulk(netns_pair: Pair, sensor_facto
     assert ev["destination"]["ip"] == p.ip_a and ev["destination"]["port"] == 53
     # 600 bulk packets sent; only the query (and maybe an ARP exchange) got through.
     assert s.status["packets"] - before <= 6, s.status
+    # The default filter is built in: capturing needed neither scapy nor libpcap.
+    assert s.status["scapy_loaded"] is False and s.status["libpcap_loaded"] is False
+
+
+def test_custom_filter_is_compiled_by_libpcap(netns_pair: Pair, sensor_factory):
+    p = netns_pair
+    s = sensor_factory(p, bpf_filter="udp dst port 53")
+    s.wait(lambda: "packets" in s.status, 5, "status")
+    before = s.status["packets"]
+    p.scapy_b("""
+        send(IP(dst=A_IP) / TCP(sport=40002, dport=[22, 23, 25, 80, 443], flags="S"))
+        send(IP(dst=A_IP) / UDP(sport=53, dport=5353) / DNS(id=1, qr=1))
+        send(IP(dst=A_IP) / UDP(sport=5354, dport=53) /
+             DNS(id=4243, rd=1, qd=DNSQR(qname="custom.example.test", qtype="A")))
+    """)
+    s.wait(lambda: s.actions("dns_query"), 10, "dns_query")
+    s.wait(lambda: s.status["packets"] > before, 5, "status after the query")
+    s.stop()
+    assert s.actions("dns_query")[0]["dns"]["question"]["name"] == "custom.example.test"
+    assert s.status["packets"] - before == 1, s.status  # SYNs and the answer filtered out
+    assert s.status["syn"] == 0
+    assert s.status["libpcap_loaded"] is True and s.status["scapy_loaded"] is False
 
 
 def test_without_cap_net_raw_disabled_clearly_and_scapy_not_loaded(tmp_path):
