@@ -90,7 +90,7 @@ class ProbeSpec:
 
     name: str
     status: str
-    cls: type[Probe] | None = None
+    cls: type[Probe[Any]] | None = None
     config: ProbeConfig | None = None
     error: str = ""
 
@@ -102,7 +102,7 @@ def load(path: str | Path | None) -> tuple[AgentConfig, str]:
     return load_file(path, AgentConfig), str(path)
 
 
-def _raw_section(raw: Any, source: str, name: str) -> dict[str, Any] | None:
+def _raw_section(raw: Any, source: str, name: str) -> dict[str, Any]:
     """``probes.x: false`` / ``true`` are shorthands for ``enabled: false`` / ``true``."""
     if raw is None:
         return {}

@@ -61,7 +61,7 @@ class ProbeState:
     events: int = 0
     last_error: str = ""
     last_error_at: str = ""
-    instance: Probe | None = None
+    instance: Probe[Any] | None = None
     task: asyncio.Task[None] | None = None
     datasets: tuple[str, ...] = ()
 

@@ -34,7 +34,7 @@ from pathlib import Path
 from typing import Any, ClassVar, Literal
 
 from agent.probes.authparse import parse_journal, parse_line
-from agent.probes.base import Emit, Probe, ProbeConfig
+from agent.probes.base import Emit, Probe, ProbeConfig, ProbeContext
 from canhgac.config import Duration, field_meta
 from canhgac.schema import AUTH, IAM, RAW
 
@@ -125,15 +125,13 @@ def _rotated_candidates(path: str) -> list[str]:
     return sorted(found, key=newest_first)
 
 
-class AuthLogProbe(Probe):
+class AuthLogProbe(Probe[AuthLogConfig]):
     name: ClassVar[str] = "auth_log"
     datasets: ClassVar[tuple[str, ...]] = (AUTH, IAM, RAW)
-    config_class: ClassVar[type[ProbeConfig]] = AuthLogConfig
     default_enabled: ClassVar[bool] = True
 
-    def __init__(self, config: ProbeConfig, context: Any) -> None:
+    def __init__(self, config: AuthLogConfig, context: ProbeContext) -> None:
         super().__init__(config, context)
-        self.cfg: AuthLogConfig = config  # type: ignore[assignment]
         self._state_path = Path(context.state_dir) / "auth_log.positions.json"
         self._files: dict[str, list[_Followed]] = {}
         self._lines = 0
@@ -149,7 +147,8 @@ class AuthLogProbe(Probe):
     # ------------------------------------------------------------ persistence
     def _load_state(self) -> dict[str, Any]:
         try:
-            return json.loads(self._state_path.read_text())
+            state: dict[str, Any] = json.loads(self._state_path.read_text())
+            return state
         except FileNotFoundError:
             return {}
         except (OSError, ValueError) as exc:
@@ -201,7 +200,7 @@ class AuthLogProbe(Probe):
                     self._lost_rotations += 1
                     log.warning("auth_log: %s was rotated while stopped and the previous "
                                 "file is gone; reading the new one from its start", path)
-        elif cur is not None and self.cfg.start_at == "end":
+        elif cur is not None and self.config.start_at == "end":
             cur.offset = os.fstat(cur.fd).st_size
         if cur is not None:
             cur.refresh_fingerprint()
@@ -262,7 +261,7 @@ class AuthLogProbe(Probe):
             for raw in parts:
                 consumed += len(raw) + 1
                 lines.append(self._decode(raw))
-            if len(f.buf) > self.cfg.max_line_bytes:  # a runaway line: cut it, keep going
+            if len(f.buf) > self.config.max_line_bytes:  # a runaway line: cut it, keep going
                 consumed += len(f.buf)
                 lines.append(self._decode(f.buf))
                 f.buf = b""
@@ -278,7 +277,7 @@ class AuthLogProbe(Probe):
     async def _process(self, f: _Followed, emit: Emit, final: bool) -> int:
         total = 0
         while True:
-            lines, consumed = self._read_lines(f, self.cfg.batch_lines, final)
+            lines, consumed = self._read_lines(f, self.config.batch_lines, final)
             if not lines:
                 return total
             if not f.fingerprint_matches():
@@ -377,7 +376,7 @@ class AuthLogProbe(Probe):
         # Only the copy of this very file: newer generations do not exist yet.
         old = self._find_rotated(path, saved, exclude=(cur.dev, cur.ino))[:1]
         if old:
-            old[0].rotated_at = time.monotonic() - self.cfg.rotate_grace  # a copy never grows
+            old[0].rotated_at = time.monotonic() - self.config.rotate_grace  # a copy never grows
             self._files[path].insert(len(self._files[path]) - 1, old[0])
         else:
             log.warning("auth_log: %s was truncated and no rotated copy was found", path)
@@ -401,7 +400,7 @@ class AuthLogProbe(Probe):
             # grace period: a writer that reopens late (rsyslog before its HUP, a
             # starved thread) keeps appending to it, and those lines are ours too.
             expired = f.rotated_at is not None and (
-                time.monotonic() - max(f.rotated_at, f.last_data_at) >= self.cfg.rotate_grace)
+                time.monotonic() - max(f.rotated_at, f.last_data_at) >= self.config.rotate_grace)
             if n == 0 and expired:
                 await self._process(f, emit, final=True)
                 os.close(f.fd)
@@ -412,11 +411,11 @@ class AuthLogProbe(Probe):
                 return
 
     def _use_journal(self) -> bool:
-        if self.cfg.journald == "never":
+        if self.config.journald == "never":
             return False
-        if self.cfg.journald == "always":
+        if self.config.journald == "always":
             return True
-        return (not any(os.path.exists(p) for p in self.cfg.paths)
+        return (not any(os.path.exists(p) for p in self.config.paths)
                 and shutil.which("journalctl") is not None
                 and os.path.exists("/run/systemd/journal/socket"))
 
@@ -428,14 +427,14 @@ class AuthLogProbe(Probe):
         if self._journal_cursor:
             args.append(f"--after-cursor={self._journal_cursor}")
         else:
-            args.append("--lines=0" if self.cfg.start_at == "end" else "--lines=all")
-        args += self.cfg.journal_matches
+            args.append("--lines=0" if self.config.start_at == "end" else "--lines=all")
+        args += self.config.journal_matches
         proc = await asyncio.create_subprocess_exec(
             *args, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
-            limit=max(1 << 20, self.cfg.max_line_bytes * 4))
+            limit=max(1 << 20, self.config.max_line_bytes * 4))
         assert proc.stdout is not None and proc.stderr is not None
         self._started = True
-        log.info("auth_log: following journald (%s)", " ".join(self.cfg.journal_matches))
+        log.info("auth_log: following journald (%s)", " ".join(self.config.journal_matches))
         try:
             while True:
                 line = await proc.stdout.readline()
@@ -445,7 +444,7 @@ class AuthLogProbe(Probe):
                     raise RuntimeError(f"journalctl exited with {rc}: {err[-300:]}")
                 lines = [line]
                 # Whatever else is already there, up to a batch, without waiting long.
-                while len(lines) < self.cfg.batch_lines:
+                while len(lines) < self.config.batch_lines:
                     try:
                         more = await asyncio.wait_for(proc.stdout.readline(), 0.05)
                     except TimeoutError:
@@ -485,18 +484,18 @@ class AuthLogProbe(Probe):
             return
         self.source = "files"
         state = self._load_state()
-        for path in self.cfg.paths:
+        for path in self.config.paths:
             self._resume(path, state.get(path))
         self._save_state()
         self._started = True
         try:
             while True:
-                for path in self.cfg.paths:
+                for path in self.config.paths:
                     # Rotation/truncation first: reading a truncated-and-regrown
                     # file at the old offset would yield half lines.
                     self._check_rotation(path)
                     await self._poll_path(path, emit)
-                await asyncio.sleep(self.cfg.poll_interval)
+                await asyncio.sleep(self.config.poll_interval)
         finally:
             for chain in self._files.values():
                 for f in chain:
@@ -524,7 +523,6 @@ async def _standalone(config: dict[str, Any], state_dir: str) -> None:
     import socket
     import sys
 
-    from agent.probes.base import ProbeContext
     from canhgac.config import load_section
 
     cfg = load_section(config, AuthLogConfig, "--config")

@@ -143,7 +143,7 @@ def pcap_compile(expr: str, linktype: int = DLT_EN10MB, snaplen: int = SNAPLEN) 
             lib.pcap_freecode(ctypes.byref(prog))
     finally:
         lib.pcap_close(handle)
-    return [tuple(i) for i in _INSN.iter_unpack(raw)]  # type: ignore[misc]
+    return [(code, jt, jf, k) for code, jt, jf, k in _INSN.iter_unpack(raw)]
 
 
 def compile_filter(expr: str) -> Sequence[Insn]:

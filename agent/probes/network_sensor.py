@@ -32,7 +32,7 @@ from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
 from agent.probes import bpf
-from agent.probes.base import Emit, Probe, ProbeConfig
+from agent.probes.base import Emit, Probe, ProbeConfig, ProbeContext
 from agent.probes.bpf import DEFAULT_FILTER
 from canhgac.config import Duration, field_meta
 from canhgac.schema import DNS, NETWORK
@@ -91,7 +91,7 @@ class _Reader(threading.Thread):
         super().__init__(name="canhgac-net-sensor", daemon=True)
         from agent.probes.netdetect import ArpDetector, PortScanDetector
 
-        cfg = probe.cfg
+        cfg = probe.config
         self.probe, self.socks, self.loop = probe, socks, loop
         self.stop = threading.Event()
         self.scan = PortScanDetector(cfg.scan_window, cfg.scan_min_ports, cfg.scan_min_hosts,
@@ -103,7 +103,7 @@ class _Reader(threading.Thread):
 
     def _hand_over(self, events: list[dict[str, Any]]) -> None:
         p = self.probe
-        room = p.cfg.max_pending_events - len(p.pending)
+        room = p.config.max_pending_events - len(p.pending)
         if room < len(events):
             p.counters["events_dropped"] += len(events) - max(room, 0)
             events = events[:max(room, 0)]
@@ -125,11 +125,11 @@ class _Reader(threading.Thread):
         from agent.probes.netdetect import Arp, DnsQuery, Syn, decode, dns_event
 
         c = self.probe.counters
-        want_out = self.probe.cfg.include_outgoing
+        want_out = self.probe.config.include_outgoing
         # Capturing on "all": loopback is this host talking to itself (health checks,
         # local proxies), not a network attack. Name "lo" explicitly to watch it.
-        skip_lo = not self.probe.cfg.interfaces
-        want_dns = self.probe.cfg.dns_queries
+        skip_lo = not self.probe.config.interfaces
+        want_dns = self.probe.config.dns_queries
         next_tick = time.monotonic() + 0.5
         try:
             while not self.stop.is_set():
@@ -187,15 +187,13 @@ def _drain(s: socket.socket) -> None:
             return
 
 
-class NetworkSensorProbe(Probe):
+class NetworkSensorProbe(Probe[NetworkSensorConfig]):
     name: ClassVar[str] = "network_sensor"
     datasets: ClassVar[tuple[str, ...]] = (NETWORK, DNS)
-    config_class: ClassVar[type[ProbeConfig]] = NetworkSensorConfig
     default_enabled: ClassVar[bool] = True
 
-    def __init__(self, config: ProbeConfig, context: Any) -> None:
+    def __init__(self, config: NetworkSensorConfig, context: ProbeContext) -> None:
         super().__init__(config, context)
-        self.cfg: NetworkSensorConfig = config  # type: ignore[assignment]
         self.pending: collections.deque[dict[str, Any]] = collections.deque()
         self.wake = asyncio.Event()
         self.ready = asyncio.Event()
@@ -205,8 +203,8 @@ class NetworkSensorProbe(Probe):
                          "kernel_drops": 0, "events_dropped": 0, "events": 0}
 
     def _open(self) -> list[socket.socket]:
-        ifaces: list[str | None] = list(self.cfg.interfaces) or [None]
-        program = bpf.compile_filter(self.cfg.bpf_filter)
+        ifaces: list[str | None] = list(self.config.interfaces) or [None]
+        program = bpf.compile_filter(self.config.bpf_filter)
         socks = []
         try:
             for iface in ifaces:
@@ -221,9 +219,9 @@ class NetworkSensorProbe(Probe):
                     s = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, 0)
                 socks.append(s)
                 try:
-                    s.setsockopt(socket.SOL_SOCKET, SO_RCVBUFFORCE, self.cfg.rcvbuf_bytes)
+                    s.setsockopt(socket.SOL_SOCKET, SO_RCVBUFFORCE, self.config.rcvbuf_bytes)
                 except OSError:
-                    s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, self.cfg.rcvbuf_bytes)
+                    s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, self.config.rcvbuf_bytes)
                 bpf.attach(s, program)
                 if iface is not None:
                     s.bind((iface, ETH_P_ALL))
@@ -251,13 +249,13 @@ class NetworkSensorProbe(Probe):
             socks = await asyncio.to_thread(self._open)
         except OSError as exc:
             self.enabled = False
-            self.reason = f"cannot open capture on {self.cfg.interfaces or 'all'}: {exc}"
+            self.reason = f"cannot open capture on {self.config.interfaces or 'all'}: {exc}"
             raise
         self.enabled, self.reason = True, ""
         reader = _Reader(self, socks, loop)
         reader.start()
         self.ready.set()
-        log.info("network_sensor: capturing on %s", ", ".join(self.cfg.interfaces) or "all")
+        log.info("network_sensor: capturing on %s", ", ".join(self.config.interfaces) or "all")
         try:
             while True:
                 await self.wake.wait()
@@ -297,7 +295,6 @@ async def _standalone(config: dict[str, Any], state_dir: str) -> None:
     import sys
     from pathlib import Path
 
-    from agent.probes.base import ProbeContext
     from canhgac.config import load_section
 
     cfg = load_section(config, NetworkSensorConfig, "--config")

@@ -107,14 +107,12 @@ class ProcessTable:
         return started, ended
 
 
-class ProcessProbe(Probe):
+class ProcessProbe(Probe[ProcessConfig]):
     name = "process"
     datasets = (PROCESS,)
-    config_class = ProcessConfig
 
-    def __init__(self, config: ProcessConfig, context: ProbeContext) -> None:  # type: ignore[override]
+    def __init__(self, config: ProcessConfig, context: ProbeContext) -> None:
         super().__init__(config, context)
-        self.config: ProcessConfig = config
         self.table = ProcessTable()
         self.started = 0
         self.ended = 0
@@ -173,9 +171,10 @@ class ProcessProbe(Probe):
                                     action="process-ended", **fields))
             self.ended += 1
         for pid in started:
-            info = self.table.known.get(pid)
-            if info is None:
+            known = self.table.known.get(pid)
+            if known is None:
                 continue
+            info = known
             if len(events) >= budget:
                 break
             try:
@@ -221,6 +220,6 @@ class ProcessProbe(Probe):
 
 def _is_kernel_thread(proc: psutil.Process) -> bool:
     try:
-        return proc.pid == 2 or proc.ppid() == 2
+        return bool(proc.pid == 2 or proc.ppid() == 2)
     except psutil.Error:
         return False

@@ -155,14 +155,12 @@ def diff_listeners(
     return sorted(new - old), sorted(old - new)
 
 
-class SocketProbe(Probe):
+class SocketProbe(Probe[SocketConfig]):
     name = "socket"
     datasets = (SOCKET,)
-    config_class = SocketConfig
 
-    def __init__(self, config: SocketConfig, context: ProbeContext) -> None:  # type: ignore[override]
+    def __init__(self, config: SocketConfig, context: ProbeContext) -> None:
         super().__init__(config, context)
-        self.config: SocketConfig = config
         self.listening: set[Listener] = set()
         self.owners: dict[int, tuple[int, str]] = {}  # inode -> (pid, name)
         self.opened = 0
