@@ -231,3 +231,34 @@ def test_host_inventory_fields(tmp_path):
     assert ecs_mac("00:00:5e:00:53:23") == "00-00-5E-00-53-23"
     if Path("/proc/sys/kernel/random/boot_id").exists():
         assert h["boot"]["id"]
+
+
+# -- the probe contract ----------------------------------------------------------
+def test_config_class_comes_from_the_type_argument():
+    from dataclasses import dataclass
+
+    from agent.probes import PROBES, load_probe_class
+    from agent.probes.base import Emit, Probe, ProbeConfig
+
+    for name in PROBES:
+        cls = load_probe_class(name)
+        assert cls.config_class is not ProbeConfig, name
+        assert cls.config_class.__name__.endswith("Config"), name
+    assert SocketProbe.config_class is SocketConfig
+
+    @dataclass
+    class XConfig(ProbeConfig):
+        x: int = 1
+
+    class XProbe(Probe[XConfig]):
+        name = "x"
+        datasets = ()
+
+        async def run(self, emit: Emit) -> None:
+            return None
+
+    assert XProbe.config_class is XConfig
+    assert XProbe(XConfig(x=3), ProbeContext("a", "h", Path("."))).config.x == 3
+    with pytest.raises(TypeError, match="contradicts"):
+        class YProbe(Probe[XConfig]):
+            config_class = ProbeConfig
