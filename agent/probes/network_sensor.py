@@ -9,6 +9,9 @@ its filter is attached, so no unfiltered packet is queued in between.
 
 A reader thread owns the sockets, decodes and runs the detectors (no per-packet
 hop to the event loop); finished events cross to the loop in a bounded deque.
+It ticks (port scan summaries, kernel counters) every 0.5 s only while there is
+something to tick for; an idle sensor sleeps in select() until a packet arrives
+or it is stopped (through a wake-up pipe), so a quiet host costs no wake-ups.
 Kernel drops are read from PACKET_STATISTICS and reported as they are, so "no
 alert" is never mistaken for "nothing happened" when the sensor could not keep up.
 
@@ -23,6 +26,7 @@ import collections
 import contextlib
 import errno
 import logging
+import os
 import select
 import socket
 import struct
@@ -45,6 +49,7 @@ SOL_PACKET = 263
 PACKET_STATISTICS = 6
 PACKET_OUTGOING = 4
 SO_RCVBUFFORCE = 33
+TICK = 0.5  # seconds between port scan flushes / kernel counter reads, while active
 
 __all__ = ["DEFAULT_FILTER", "NetworkSensorConfig", "NetworkSensorProbe"]
 
@@ -94,12 +99,25 @@ class _Reader(threading.Thread):
         cfg = probe.config
         self.probe, self.socks, self.loop = probe, socks, loop
         self.stop = threading.Event()
+        self._wake_r, self._wake_w = os.pipe()
+        os.set_blocking(self._wake_w, False)
         self.scan = PortScanDetector(cfg.scan_window, cfg.scan_min_ports, cfg.scan_min_hosts,
                                      cfg.scan_idle,
                                      ignore_sources=frozenset(cfg.scan_ignore_sources))
         self.arp = ArpDetector(cfg.arp_binding_ttl, cfg.arp_realert, cfg.arp_flood_window,
                                cfg.arp_flood_count)
         self.error: BaseException | None = None
+
+    def halt(self) -> None:
+        """Ask the thread to finish; wakes it from select() at once."""
+        self.stop.set()
+        with contextlib.suppress(OSError):
+            os.write(self._wake_w, b"\0")
+
+    def close_pipe(self) -> None:
+        for fd in (self._wake_r, self._wake_w):
+            with contextlib.suppress(OSError):
+                os.close(fd)
 
     def _hand_over(self, events: list[dict[str, Any]]) -> None:
         p = self.probe
@@ -130,12 +148,19 @@ class _Reader(threading.Thread):
         # local proxies), not a network attack. Name "lo" explicitly to watch it.
         skip_lo = not self.probe.config.interfaces
         want_dns = self.probe.config.dns_queries
-        next_tick = time.monotonic() + 0.5
+        next_tick = time.monotonic() + TICK
+        watched: list[socket.socket | int] = [*self.socks, self._wake_r]
+        unread_stats = False  # packets taken since the kernel counters were last read
         try:
             while not self.stop.is_set():
-                ready, _, _ = select.select(self.socks, [], [], 0.25)
+                # Nothing to tick for: sleep until a packet arrives or halt() is called.
+                timeout = TICK if self.scan.sources or unread_stats else None
+                ready, _, _ = select.select(watched, [], [], timeout)
                 events: list[dict[str, Any]] = []
                 for s in ready:
+                    if not isinstance(s, socket.socket):
+                        continue  # the wake-up pipe: the loop condition sees stop
+                    unread_stats = True
                     for _ in range(4096):  # drain, but let the others and the clock in
                         try:
                             frame, addr = s.recvfrom(65535, socket.MSG_DONTWAIT)
@@ -165,9 +190,10 @@ class _Reader(threading.Thread):
                                 events.append(dns_event(item))
                 now = time.monotonic()
                 if now >= next_tick:
-                    next_tick = now + 0.5
+                    next_tick = now + TICK
                     events.extend(self.scan.flush(time.time()))
                     self._stats()
+                    unread_stats = False
                 if events:
                     self._hand_over(events)
         except BaseException as exc:  # surfaced by run(): the supervisor restarts us
@@ -267,8 +293,10 @@ class NetworkSensorProbe(Probe[NetworkSensorConfig]):
                     await emit(batch)
                     self.counters["events"] += len(batch)
         finally:
-            reader.stop.set()
+            reader.halt()
             await asyncio.to_thread(reader.join, 2.0)
+            if not reader.is_alive():
+                reader.close_pipe()
             for s in socks:
                 s.close()
 
