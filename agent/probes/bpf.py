@@ -12,6 +12,11 @@ verdict for every one.
 Any other ``bpf_filter`` is compiled by libpcap's ``pcap_compile`` through
 ctypes (what scapy did for us before), so a custom expression behaves as in
 tcpdump.
+
+:func:`prefilter` puts two Linux-only checks in front of either program: the
+packets this host sends, and everything on the loopback interface, are dropped
+by the kernel instead of being copied to the sensor and dropped there (a busy
+local proxy or database makes a SYN per connection on ``lo``).
 """
 
 from __future__ import annotations
@@ -47,6 +52,12 @@ JEQ = 0x15  # pc += (A == k) ? jt : jf
 JSET = 0x45  # pc += (A & k) ? jt : jf
 AND = 0x54  # A &= k
 RET = 0x06  # accept k bytes of the packet (0: drop)
+LDW_ABS = 0x20  # A = u32 at [k]; k past SKF_AD_OFF reads packet metadata (Linux)
+
+SKF_AD_OFF = 0xFFFFF000  # -0x1000 as an unsigned k
+SKF_AD_PKTTYPE = 4  # the packet type (PACKET_HOST, PACKET_OUTGOING ...)
+SKF_AD_IFINDEX = 8  # the interface it was seen on
+PACKET_OUTGOING = 4
 
 # Offsets are from the start of the Ethernet frame (14-byte header).
 DEFAULT_PROGRAM: tuple[Insn, ...] = (
@@ -151,6 +162,31 @@ def compile_filter(expr: str) -> Sequence[Insn]:
     if " ".join(expr.split()) == DEFAULT_FILTER:
         return DEFAULT_PROGRAM
     return pcap_compile(expr)
+
+
+def prefilter(program: Sequence[Insn], *, drop_outgoing: bool,
+              drop_ifindex: int | None) -> list[Insn]:
+    """``program`` behind kernel-side drops of outgoing packets and of one interface.
+
+    The checks jump to a ``ret #0`` appended after ``program`` (whose own jumps are
+    relative and never leave it). A program too long for an 8-bit jump is
+    returned as it is: the sensor drops those packets itself anyway.
+    """
+    checks: list[tuple[int, int]] = []  # (metadata offset, value to drop)
+    if drop_outgoing:
+        checks.append((SKF_AD_PKTTYPE, PACKET_OUTGOING))
+    if drop_ifindex is not None:
+        checks.append((SKF_AD_IFINDEX, drop_ifindex))
+    size = 2 * len(checks) + len(program)
+    if not checks or size > 255:
+        return list(program)
+    out: list[Insn] = []
+    for meta, value in checks:
+        out.append((LDW_ABS, 0, 0, SKF_AD_OFF + meta))
+        out.append((JEQ, size - len(out) - 1, 0, value))
+    out.extend(program)
+    out.append((RET, 0, 0, 0))
+    return out
 
 
 def pack(program: Sequence[Insn]) -> bytes:

@@ -230,7 +230,14 @@ class NetworkSensorProbe(Probe[NetworkSensorConfig]):
 
     def _open(self) -> list[socket.socket]:
         ifaces: list[str | None] = list(self.config.interfaces) or [None]
-        program = bpf.compile_filter(self.config.bpf_filter)
+        # Outgoing packets and loopback (when capturing on all interfaces) are dropped
+        # in the kernel, before they cost a wake-up; the reader checks them again.
+        lo: int | None = None
+        if not self.config.interfaces:
+            with contextlib.suppress(OSError):
+                lo = socket.if_nametoindex("lo")
+        program = bpf.prefilter(bpf.compile_filter(self.config.bpf_filter),
+                                drop_outgoing=not self.config.include_outgoing, drop_ifindex=lo)
         socks = []
         try:
             for iface in ifaces:

@@ -282,6 +282,40 @@ def test_custom_filter_is_compiled_by_libpcap(netns_pair: Pair, sensor_factory):
     assert s.status["libpcap_loaded"] is True and s.status["scapy_loaded"] is False
 
 
+def test_loopback_and_outgoing_are_dropped_in_the_kernel(netns_pair: Pair, tmp_path):
+    """Capturing on all interfaces: this host's own SYNs and loopback never reach us."""
+    p = netns_pair
+    s = Sensor(p, tmp_path, {})  # all interfaces of namespace A
+    try:
+        s.wait(lambda: bool(s.status), 30, "sensor ready")
+        assert s.status["enabled"] is True, s.status
+        # B resolves A first, so that its ARP exchange is not counted below.
+        p.in_b(PY, "-c", "import socket; socket.socket(socket.AF_INET, socket.SOCK_DGRAM)"
+               f".sendto(b'x', ({p.ip_a!r}, 9))")
+        s.wait(lambda: s.status.get("arp", 0) >= 1, 10, "ARP from B")
+        before = s.status["packets"]
+        # 40 connection attempts on loopback and 40 from A to B: 80 SYNs, 80 RSTs.
+        sh("ip", "netns", "exec", p.a, PY, "-c", textwrap.dedent(f"""
+            import socket
+            for host in ("127.0.0.1", {p.ip_b!r}):
+                for port in range(20000, 20040):
+                    with socket.socket() as c:
+                        c.settimeout(2)
+                        c.connect_ex((host, port))
+        """))
+        p.scapy_b("""
+            send(IP(dst=A_IP) / UDP(sport=5355, dport=53) /
+                 DNS(id=4244, rd=1, qd=DNSQR(qname="marker.example.test", qtype="A")))
+        """)
+        s.wait(lambda: s.actions("dns_query"), 10, "the marker query")
+        s.wait(lambda: s.status["packets"] > before, 5, "status after the marker")
+    finally:
+        s.stop()
+    assert s.status["syn"] == 0, s.status
+    # The marker, and at most an ARP exchange A started; not 80 SYNs.
+    assert s.status["packets"] - before <= 3, s.status
+
+
 def test_without_cap_net_raw_disabled_clearly_and_scapy_not_loaded(tmp_path):
     setpriv = need("setpriv")
     s = Sensor(None, tmp_path, {}, netns=False,  # type: ignore[arg-type]

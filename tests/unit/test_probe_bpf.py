@@ -150,3 +150,22 @@ def test_the_kernel_takes_the_built_in_program():
         bpf.attach(a, bpf.DEFAULT_PROGRAM)
         with pytest.raises(OSError):
             bpf.attach(a, [(bpf.JEQ, 5, 5, 0)])  # jumps past the end, no ret
+
+
+def test_prefilter_jumps_to_a_drop_after_the_program():
+    prog = bpf.prefilter(bpf.DEFAULT_PROGRAM, drop_outgoing=True, drop_ifindex=1)
+    assert prog[4:-1] == list(bpf.DEFAULT_PROGRAM) and prog[-1] == (bpf.RET, 0, 0, 0)
+    for i in (1, 3):  # each check jumps exactly to the final drop
+        code, jt, jf, _ = prog[i]
+        assert code == bpf.JEQ and i + 1 + jt == len(prog) - 1 and jf == 0
+    assert prog[0][3] == bpf.SKF_AD_OFF + bpf.SKF_AD_PKTTYPE and prog[1][3] == bpf.PACKET_OUTGOING
+    assert prog[2][3] == bpf.SKF_AD_OFF + bpf.SKF_AD_IFINDEX and prog[3][3] == 1
+    only_lo = bpf.prefilter(bpf.DEFAULT_PROGRAM, drop_outgoing=False, drop_ifindex=7)
+    assert len(only_lo) == len(bpf.DEFAULT_PROGRAM) + 3 and only_lo[1][1] == len(only_lo) - 3
+    assert bpf.prefilter(bpf.DEFAULT_PROGRAM, drop_outgoing=False, drop_ifindex=None) \
+        == list(bpf.DEFAULT_PROGRAM)
+    long = [(bpf.RET, 0, 0, 0)] * 300  # no 8-bit jump over it: left as it is
+    assert bpf.prefilter(long, drop_outgoing=True, drop_ifindex=1) == long
+    a, b = socket.socketpair(socket.AF_UNIX, socket.SOCK_DGRAM)
+    with a, b:
+        bpf.attach(a, prog)  # the kernel accepts the metadata loads
