@@ -61,7 +61,7 @@ class ProbeState:
     events: int = 0
     last_error: str = ""
     last_error_at: str = ""
-    instance: Probe | None = None
+    instance: Probe[Any] | None = None
     task: asyncio.Task[None] | None = None
     datasets: tuple[str, ...] = ()
 
@@ -395,7 +395,7 @@ class AgentRuntime:
     async def run(self) -> int:
         """Run until SIGTERM/SIGINT (or request_stop). Returns the exit code."""
         loop = asyncio.get_running_loop()
-        installed: list[int] = []
+        installed: list[signal.Signals] = []
         try:
             if self.options.signals:
                 for sig in (signal.SIGTERM, signal.SIGINT):

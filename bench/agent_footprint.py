@@ -3,11 +3,16 @@
 Usage:
     .venv/bin/python bench/agent_footprint.py [--seconds 60] [--entry canhgac|module]
                                               [--collector sink|real] [--state-dir DIR]
-                                              [--scrape-interval 15]
+                                              [--scrape-interval 15] [--disable PROBE ...]
 
 What runs, for ``--seconds`` (default 60) after a 5 s warm-up:
-- the agent with its default probes and default intervals (only the security
-  probes of the later issue are switched off, so the figure is the foundation's);
+- the agent in its default configuration: every probe that is on by default
+  (auth_log, file_integrity and network_sensor included), at default intervals.
+  Run it as root (or with the unit's capabilities) so that the network sensor
+  really captures. ``--disable PROBE`` (repeatable) turns probes off to see what
+  each costs; the output then says the figure is NOT the default configuration.
+  Which probes ran, and in what state, is printed from the agent's own
+  status.json, next to the table;
   ``--entry canhgac`` starts it as ``canhgac agent run`` (the full CLI),
   ``--entry module`` as ``python -m agent run`` (agent modules only; the form
   the systemd unit uses);
@@ -30,6 +35,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import os
 import shutil
 import signal
@@ -120,12 +126,45 @@ class Sink:
         await self.runner.cleanup()
 
 
-def write_agent_config(work: Path) -> Path:
+def write_agent_config(work: Path, disable: list[str]) -> Path:
     cfg = work / "agent.yaml"
-    # Default probes at default intervals; the later issue's security probes off.
-    cfg.write_text("probes:\n  auth_log: false\n  file_integrity: false\n"
-                   "  network_sensor: false\n", encoding="utf-8")
+    # Empty: the default configuration. Only --disable changes it.
+    body = "".join(f"  {name}: false\n" for name in disable)
+    cfg.write_text(f"probes:\n{body}" if body else "{}\n", encoding="utf-8")
     return cfg
+
+
+def probes_line(state: Path, disable: list[str]) -> list[str]:
+    """Which probes ran, from the agent's status.json (written every heartbeat)."""
+    try:
+        snap = json.loads((state / "status.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        return [f"  probes: unknown (no status.json: {exc})"]
+    on, off = [], []
+    for name, p in (snap.get("probes") or {}).items():
+        state_ = p.get("state", "?")
+        extra = p.get("status") or {}
+        if state_ in ("running", "done", "starting", "backoff"):
+            note = state_ if state_ != "running" else ""
+            if extra.get("enabled") is False:  # network_sensor without CAP_NET_RAW
+                note = f"idle: {extra.get('reason', 'disabled')}"
+            elif name == "network_sensor" and extra.get("enabled"):
+                note = "capturing"
+            elif name == "auth_log" and extra.get("source"):
+                note = f"{extra['source']}, {extra.get('files_followed', 0)} files followed"
+            elif name == "file_integrity" and "files_tracked" in extra:
+                note = f"{extra['files_tracked']} files, {extra.get('watches', 0)} watches"
+            on.append(f"{name} ({note})" if note else name)
+        else:
+            why = "--disable" if name in disable else (
+                "off by default" if state_ == "disabled" else state_)
+            off.append(f"{name} ({why})")
+    lines = [f"  probes on:  {', '.join(on) or '-'}", f"  probes off: {', '.join(off) or '-'}"]
+    if disable:
+        lines.append(f"  NOTE: NOT the default configuration: --disable {' '.join(disable)}")
+    else:
+        lines.append("  configuration: the default (every probe that is on by default is on)")
+    return lines
 
 
 def cpu_seconds(p: psutil.Process) -> float:
@@ -160,7 +199,8 @@ def mib(n: float) -> str:
     return f"{n / 1048576:.1f} MiB"
 
 
-def report(results: dict[str, Samples], seconds: float, sink: Sink | None) -> None:
+def report(results: dict[str, Samples], seconds: float, sink: Sink | None,
+           probes: list[str]) -> None:
     names = list(results)
     rows = [
         ("", *names),
@@ -175,7 +215,10 @@ def report(results: dict[str, Samples], seconds: float, sink: Sink | None) -> No
     for r in rows:
         print("  " + "  ".join(c.rjust(w) if i else c.ljust(w)
                                for i, (c, w) in enumerate(zip(r, widths, strict=True))))
-    print("  targets (issue 2): agent RSS <= 45 MB, CPU <= 1% of one core")
+    for line in probes:
+        print(line)
+    print("  targets (issue 13): agent RSS <= 40 MiB, CPU <= 0.2% of one core, "
+          "every default probe on")
     if sink is not None:
         print(f"  sink received {sink.events} events in {sink.requests} requests")
 
@@ -193,7 +236,15 @@ async def main() -> int:
     ap.add_argument("--collector", choices=["sink", "real"], default="sink")
     ap.add_argument("--state-dir", type=Path, help="an enrolled agent state dir (real collector)")
     ap.add_argument("--scrape-interval", type=float, default=15.0)
+    ap.add_argument("--disable", action="append", default=[], metavar="PROBE",
+                    help="turn a probe off (repeatable); the figure is then NOT the default "
+                    "configuration, and the output says so")
     args = ap.parse_args()
+    from agent.probes import PROBES
+
+    unknown = [p for p in args.disable if p not in PROBES]
+    if unknown:
+        ap.error(f"unknown probe(s) {', '.join(unknown)} (known: {', '.join(PROBES)})")
 
     node_exporter = ensure_node_exporter()
     work = Path(tempfile.mkdtemp(prefix="canhgac-footprint-"))
@@ -220,7 +271,7 @@ async def main() -> int:
         save_credentials(state, Credentials("bench-agent", "bench-secret", url, ca=str(ca)))
     else:
         state = args.state_dir
-    config = write_agent_config(work)
+    config = write_agent_config(work, args.disable)
     if args.entry == "canhgac":
         cmd = [str(BIN / "canhgac"), "--log-level", "warning", "agent", "run"]
     else:
@@ -236,6 +287,7 @@ async def main() -> int:
                  "node-exporter": psutil.Process(ne.pid)}
         results = await sample(procs, args.seconds, f"http://127.0.0.1:{ne_port}/metrics",
                                args.scrape_interval)
+        probes = probes_line(state, args.disable)
     finally:
         for p in (agent, ne):
             if p.returncode is None:
@@ -250,7 +302,7 @@ async def main() -> int:
             stored = len(collector.stored())
             collector.stop()
             print(f"  real collector stored {stored} events from the agent")
-    report(results, args.seconds, sink)
+    report(results, args.seconds, sink, probes)
     print(f"  agent exit code {agent_rc} after SIGTERM, in {agent_stop:.2f} s")
     shutil.rmtree(work, ignore_errors=True)
     return 0

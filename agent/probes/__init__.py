@@ -7,6 +7,7 @@ hence import strings rather than imports.
 from __future__ import annotations
 
 import importlib
+from typing import Any
 
 from agent.probes.base import Probe
 
@@ -25,6 +26,7 @@ PROBES: dict[str, str] = {
 }
 
 
-def load_probe_class(name: str) -> type[Probe]:
+def load_probe_class(name: str) -> type[Probe[Any]]:
     module, _, cls = PROBES[name].partition(":")
-    return getattr(importlib.import_module(module), cls)
+    probe: type[Probe[Any]] = getattr(importlib.import_module(module), cls)
+    return probe

@@ -34,7 +34,8 @@ from pathlib import Path
 from typing import Any, ClassVar, Literal
 
 from agent.probes.authparse import parse_journal, parse_line
-from agent.probes.base import Emit, Probe, ProbeConfig
+from agent.probes.base import Emit, Probe, ProbeConfig, ProbeContext
+from agent.probes.filewatch import LogWatch
 from canhgac.config import Duration, field_meta
 from canhgac.schema import AUTH, IAM, RAW
 
@@ -48,7 +49,12 @@ class AuthLogConfig(ProbeConfig):
     paths: list[str] = field(default_factory=lambda: ["/var/log/auth.log", "/var/log/secure"])
     #: where to start in a file we have never seen before the first run
     start_at: Literal["beginning", "end"] = "end"
+    #: without inotify: how often the files are checked; with inotify (a change wakes
+    #: the probe at once): the shortest time between two reads of a busy log
     poll_interval: Duration = field(default=Duration(0.25), metadata=field_meta(min=0.01, max=60))
+    #: with inotify: how often the files are checked anyway (a safety net for changes
+    #: inotify cannot see, e.g. on a network filesystem)
+    recheck_interval: Duration = field(default=Duration(5.0), metadata=field_meta(min=0.1, max=3600))
     #: how long a renamed-away file must stay quiet before it is let go (writers reopen late)
     rotate_grace: Duration = field(default=Duration(2.0), metadata=field_meta(min=0, max=3600))
     batch_lines: int = field(default=1000, metadata=field_meta(min=1, max=100_000))
@@ -125,15 +131,13 @@ def _rotated_candidates(path: str) -> list[str]:
     return sorted(found, key=newest_first)
 
 
-class AuthLogProbe(Probe):
+class AuthLogProbe(Probe[AuthLogConfig]):
     name: ClassVar[str] = "auth_log"
     datasets: ClassVar[tuple[str, ...]] = (AUTH, IAM, RAW)
-    config_class: ClassVar[type[ProbeConfig]] = AuthLogConfig
     default_enabled: ClassVar[bool] = True
 
-    def __init__(self, config: ProbeConfig, context: Any) -> None:
+    def __init__(self, config: AuthLogConfig, context: ProbeContext) -> None:
         super().__init__(config, context)
-        self.cfg: AuthLogConfig = config  # type: ignore[assignment]
         self._state_path = Path(context.state_dir) / "auth_log.positions.json"
         self._files: dict[str, list[_Followed]] = {}
         self._lines = 0
@@ -144,12 +148,15 @@ class AuthLogProbe(Probe):
         self._started = False
         self._journal_cursor: str | None = None
         self._journal_entries = 0
+        self._checks = 0
+        self._watch = LogWatch()
         self.source = ""
 
     # ------------------------------------------------------------ persistence
     def _load_state(self) -> dict[str, Any]:
         try:
-            return json.loads(self._state_path.read_text())
+            state: dict[str, Any] = json.loads(self._state_path.read_text())
+            return state
         except FileNotFoundError:
             return {}
         except (OSError, ValueError) as exc:
@@ -201,7 +208,7 @@ class AuthLogProbe(Probe):
                     self._lost_rotations += 1
                     log.warning("auth_log: %s was rotated while stopped and the previous "
                                 "file is gone; reading the new one from its start", path)
-        elif cur is not None and self.cfg.start_at == "end":
+        elif cur is not None and self.config.start_at == "end":
             cur.offset = os.fstat(cur.fd).st_size
         if cur is not None:
             cur.refresh_fingerprint()
@@ -262,7 +269,7 @@ class AuthLogProbe(Probe):
             for raw in parts:
                 consumed += len(raw) + 1
                 lines.append(self._decode(raw))
-            if len(f.buf) > self.cfg.max_line_bytes:  # a runaway line: cut it, keep going
+            if len(f.buf) > self.config.max_line_bytes:  # a runaway line: cut it, keep going
                 consumed += len(f.buf)
                 lines.append(self._decode(f.buf))
                 f.buf = b""
@@ -278,7 +285,7 @@ class AuthLogProbe(Probe):
     async def _process(self, f: _Followed, emit: Emit, final: bool) -> int:
         total = 0
         while True:
-            lines, consumed = self._read_lines(f, self.cfg.batch_lines, final)
+            lines, consumed = self._read_lines(f, self.config.batch_lines, final)
             if not lines:
                 return total
             if not f.fingerprint_matches():
@@ -377,7 +384,7 @@ class AuthLogProbe(Probe):
         # Only the copy of this very file: newer generations do not exist yet.
         old = self._find_rotated(path, saved, exclude=(cur.dev, cur.ino))[:1]
         if old:
-            old[0].rotated_at = time.monotonic() - self.cfg.rotate_grace  # a copy never grows
+            old[0].rotated_at = time.monotonic() - self.config.rotate_grace  # a copy never grows
             self._files[path].insert(len(self._files[path]) - 1, old[0])
         else:
             log.warning("auth_log: %s was truncated and no rotated copy was found", path)
@@ -401,7 +408,7 @@ class AuthLogProbe(Probe):
             # grace period: a writer that reopens late (rsyslog before its HUP, a
             # starved thread) keeps appending to it, and those lines are ours too.
             expired = f.rotated_at is not None and (
-                time.monotonic() - max(f.rotated_at, f.last_data_at) >= self.cfg.rotate_grace)
+                time.monotonic() - max(f.rotated_at, f.last_data_at) >= self.config.rotate_grace)
             if n == 0 and expired:
                 await self._process(f, emit, final=True)
                 os.close(f.fd)
@@ -411,12 +418,27 @@ class AuthLogProbe(Probe):
             else:
                 return
 
+    async def _idle(self, began: float) -> None:
+        """Until the next check: a change seen by inotify, else the poll interval."""
+        poll = float(self.config.poll_interval)
+        # A renamed-away file in its grace period is let go on a clock, not an event.
+        draining = any(len(chain) > 1 for chain in self._files.values())
+        if draining or not all(self._watch.covered(p) for p in self.config.paths):
+            await asyncio.sleep(poll)
+        else:
+            await self._watch.wait(float(self.config.recheck_interval))
+            # A busy log is read in batches: at most one check per poll interval.
+            rest = began + poll - time.monotonic()
+            if rest > 0:
+                await asyncio.sleep(rest)
+        self._watch.clear()
+
     def _use_journal(self) -> bool:
-        if self.cfg.journald == "never":
+        if self.config.journald == "never":
             return False
-        if self.cfg.journald == "always":
+        if self.config.journald == "always":
             return True
-        return (not any(os.path.exists(p) for p in self.cfg.paths)
+        return (not any(os.path.exists(p) for p in self.config.paths)
                 and shutil.which("journalctl") is not None
                 and os.path.exists("/run/systemd/journal/socket"))
 
@@ -428,14 +450,14 @@ class AuthLogProbe(Probe):
         if self._journal_cursor:
             args.append(f"--after-cursor={self._journal_cursor}")
         else:
-            args.append("--lines=0" if self.cfg.start_at == "end" else "--lines=all")
-        args += self.cfg.journal_matches
+            args.append("--lines=0" if self.config.start_at == "end" else "--lines=all")
+        args += self.config.journal_matches
         proc = await asyncio.create_subprocess_exec(
             *args, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
-            limit=max(1 << 20, self.cfg.max_line_bytes * 4))
+            limit=max(1 << 20, self.config.max_line_bytes * 4))
         assert proc.stdout is not None and proc.stderr is not None
         self._started = True
-        log.info("auth_log: following journald (%s)", " ".join(self.cfg.journal_matches))
+        log.info("auth_log: following journald (%s)", " ".join(self.config.journal_matches))
         try:
             while True:
                 line = await proc.stdout.readline()
@@ -445,7 +467,7 @@ class AuthLogProbe(Probe):
                     raise RuntimeError(f"journalctl exited with {rc}: {err[-300:]}")
                 lines = [line]
                 # Whatever else is already there, up to a batch, without waiting long.
-                while len(lines) < self.cfg.batch_lines:
+                while len(lines) < self.config.batch_lines:
                     try:
                         more = await asyncio.wait_for(proc.stdout.readline(), 0.05)
                     except TimeoutError:
@@ -485,19 +507,26 @@ class AuthLogProbe(Probe):
             return
         self.source = "files"
         state = self._load_state()
-        for path in self.cfg.paths:
+        for path in self.config.paths:
             self._resume(path, state.get(path))
         self._save_state()
         self._started = True
+        loop = asyncio.get_running_loop()
+        self._watch.start(loop)
         try:
             while True:
-                for path in self.cfg.paths:
+                began = time.monotonic()
+                for path in self.config.paths:
                     # Rotation/truncation first: reading a truncated-and-regrown
                     # file at the old offset would yield half lines.
                     self._check_rotation(path)
+                    # Watches before reads: a write after the read leaves an event.
+                    self._watch.sync(path, {(f.dev, f.ino): f.fd for f in self._files[path]})
                     await self._poll_path(path, emit)
-                await asyncio.sleep(self.cfg.poll_interval)
+                self._checks += 1
+                await self._idle(began)
         finally:
+            self._watch.close(loop)
             for chain in self._files.values():
                 for f in chain:
                     with contextlib.suppress(OSError):
@@ -515,6 +544,8 @@ class AuthLogProbe(Probe):
             "rotations": self._rotations,
             "truncations": self._truncations,
             "rotations_lost": self._lost_rotations,
+            "inotify": self._watch.active,
+            "checks": self._checks,
         }
 
 
@@ -524,7 +555,6 @@ async def _standalone(config: dict[str, Any], state_dir: str) -> None:
     import socket
     import sys
 
-    from agent.probes.base import ProbeContext
     from canhgac.config import load_section
 
     cfg = load_section(config, AuthLogConfig, "--config")

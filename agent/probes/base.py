@@ -13,7 +13,7 @@ from abc import ABC, abstractmethod
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Generic, TypeVar, get_args, get_origin
 
 # Hands a list of events to the agent's durable queue; returns once they are
 # committed (so a probe that persists a position can do so after emit returns).
@@ -35,18 +35,35 @@ class ProbeContext:
     level: int | None = None  # the system's level when known (selects default watch lists)
 
 
-class Probe(ABC):
+ConfigT = TypeVar("ConfigT", bound=ProbeConfig)
+
+
+class Probe(ABC, Generic[ConfigT]):
+    """Subclass as ``class XProbe(Probe[XConfig])``: ``self.config`` is then an
+    ``XConfig`` for the type checker, and ``config_class`` is set to ``XConfig``
+    (agent.config validates the probe's section of agent.yaml with it)."""
+
     #: registry name, the key under ``probes:`` in agent.yaml
     name: ClassVar[str]
     #: ECS datasets this probe produces (the coverage model reads these)
     datasets: ClassVar[tuple[str, ...]]
-    #: config dataclass for this probe
+    #: config dataclass for this probe: the type argument of ``Probe[...]``
     config_class: ClassVar[type[ProbeConfig]] = ProbeConfig
     #: enabled when agent.yaml does not mention the probe
     default_enabled: ClassVar[bool] = True
 
-    def __init__(self, config: ProbeConfig, context: ProbeContext) -> None:
-        self.config = config
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        for base in getattr(cls, "__orig_bases__", ()):
+            if get_origin(base) is Probe:
+                (arg,) = get_args(base)
+                if isinstance(arg, type) and issubclass(arg, ProbeConfig):
+                    if "config_class" in cls.__dict__ and cls.__dict__["config_class"] is not arg:
+                        raise TypeError(f"{cls.__name__}: config_class contradicts Probe[{arg.__name__}]")
+                    cls.config_class = arg
+
+    def __init__(self, config: ConfigT, context: ProbeContext) -> None:
+        self.config: ConfigT = config
         self.context = context
 
     @abstractmethod

@@ -33,7 +33,7 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 from agent.probes import inotify as ino
-from agent.probes.base import Emit, Probe, ProbeConfig
+from agent.probes.base import Emit, Probe, ProbeConfig, ProbeContext
 from agent.probes.fim_scan import Excluder, RateLimiter, expand, record, walk, walk_dirs
 from agent.probes.fim_store import BaselineStore, FileRecord
 from canhgac.config import Duration, field_meta
@@ -160,19 +160,17 @@ def changes_between(old: FileRecord, new: FileRecord) -> list[str]:
     return out
 
 
-class FileIntegrityProbe(Probe):
+class FileIntegrityProbe(Probe[FileIntegrityConfig]):
     name: ClassVar[str] = "file_integrity"
     datasets: ClassVar[tuple[str, ...]] = (FILE,)
-    config_class: ClassVar[type[ProbeConfig]] = FileIntegrityConfig
     default_enabled: ClassVar[bool] = True
 
-    def __init__(self, config: ProbeConfig, context: Any) -> None:
+    def __init__(self, config: FileIntegrityConfig, context: ProbeContext) -> None:
         super().__init__(config, context)
-        self.cfg: FileIntegrityConfig = config  # type: ignore[assignment]
-        paths = self.cfg.paths if self.cfg.paths is not None else default_paths(context.level)
-        self.paths = [os.path.normpath(p) for p in [*paths, *self.cfg.extra_paths]]
-        self.excluded = Excluder(self.cfg.exclude)
-        self.limiter = RateLimiter(self.cfg.max_files_per_second, self.cfg.max_bytes_per_second)
+        paths = self.config.paths if self.config.paths is not None else default_paths(context.level)
+        self.paths = [os.path.normpath(p) for p in [*paths, *self.config.extra_paths]]
+        self.excluded = Excluder(self.config.exclude)
+        self.limiter = RateLimiter(self.config.max_files_per_second, self.config.max_bytes_per_second)
         self.names = _NameCache()
         self.baseline: dict[str, FileRecord] = {}
         self.store: BaselineStore | None = None
@@ -202,7 +200,7 @@ class FileIntegrityProbe(Probe):
         if self.excluded(path):
             return False
         for root in self._roots_cache:
-            if path == root or (self.cfg.recursive and path.startswith(root.rstrip("/") + "/")):
+            if path == root or (self.config.recursive and path.startswith(root.rstrip("/") + "/")):
                 return True
         return False
 
@@ -238,7 +236,7 @@ class FileIntegrityProbe(Probe):
             st = None
         if st is not None and stat.S_ISDIR(st.st_mode):
             self._add_watch(root, _ALL)
-            if self.cfg.recursive:
+            if self.config.recursive:
                 for p in walk_dirs(root, self.excluded):
                     self._add_watch(p, _ALL)
 
@@ -303,7 +301,7 @@ class FileIntegrityProbe(Probe):
                 # A new directory: watch it, and check what was put in it before the
                 # watch existed.
                 self._watch_tree(path)
-                self._dirty.update(walk([path], self.excluded, self.cfg.recursive))
+                self._dirty.update(walk([path], self.excluded, self.config.recursive))
             if ev.mask & ino.IN_ISDIR and ev.mask & (ino.IN_DELETE | ino.IN_MOVED_FROM):
                 prefix = path + "/"
                 self._dirty.update(p for p in self.baseline if p.startswith(prefix))
@@ -385,14 +383,14 @@ class FileIntegrityProbe(Probe):
                     deletes.append(path)
             elif old != new:
                 upserts.append(new)
-            if len(events) >= self.cfg.batch or len(upserts) + len(deletes) >= 5000:
+            if len(events) >= self.config.batch or len(upserts) + len(deletes) >= 5000:
                 await flush()
         await flush()
         return reported
 
     def _check_paths(self, paths: list[str]) -> list[tuple[str, FileRecord | None]]:
         unreadable: list[str] = []
-        out = [(p, record(p, self.cfg.max_hash_size, None, unreadable)) for p in paths]
+        out = [(p, record(p, self.config.max_hash_size, None, unreadable)) for p in paths]
         self._note_unreadable(unreadable)
         return out
 
@@ -410,8 +408,8 @@ class FileIntegrityProbe(Probe):
         results: list[tuple[str, FileRecord | None]] = []
         seen: set[str] = set()
         nbytes = 0
-        for p in walk(self._roots_cache, self.excluded, self.cfg.recursive):
-            r = record(p, self.cfg.max_hash_size, self.limiter, unreadable)
+        for p in walk(self._roots_cache, self.excluded, self.config.recursive):
+            r = record(p, self.config.max_hash_size, self.limiter, unreadable)
             seen.add(p)
             results.append((p, r))
             if r is not None and r.sha256 is not None:
@@ -468,15 +466,14 @@ class FileIntegrityProbe(Probe):
                 self.store.set_meta("initialized", from_epoch(time.time()))
                 log.info("file_integrity: baseline created: %d paths", len(self.baseline))
             self.ready.set()
-            next_scan = time.monotonic() + self.cfg.scan_interval
+            next_scan = time.monotonic() + self.config.scan_interval
             # Scans run beside the real-time loop: a long scan of /usr/bin must not
             # delay the report of a change to /etc/shadow.
-            scan: asyncio.Task[int] | None = None
             while True:
                 timeout = max(0.0, next_scan - time.monotonic())
                 if self._dirty:
                     quiet = time.monotonic() - self._last_event
-                    timeout = min(timeout, max(0.0, self.cfg.settle - quiet))
+                    timeout = min(timeout, max(0.0, self.config.settle - quiet))
                 waiters = [asyncio.ensure_future(self._wake.wait()),
                            asyncio.ensure_future(self._rescan.wait())]
                 if scan is not None:
@@ -498,8 +495,8 @@ class FileIntegrityProbe(Probe):
                     scan = asyncio.create_task(self.full_scan(emit))
                 elif scan is None and time.monotonic() >= next_scan:
                     scan = asyncio.create_task(self.full_scan(emit))
-                    next_scan = time.monotonic() + self.cfg.scan_interval
-                if self._dirty and time.monotonic() - self._last_event >= self.cfg.settle:
+                    next_scan = time.monotonic() + self.config.scan_interval
+                if self._dirty and time.monotonic() - self._last_event >= self.config.settle:
                     await self._realtime(emit)
         finally:
             if scan is not None:

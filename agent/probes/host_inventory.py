@@ -97,14 +97,12 @@ def os_fields() -> dict[str, Any]:
     return {k: v for k, v in fields.items() if v}
 
 
-class HostInventoryProbe(Probe):
+class HostInventoryProbe(Probe[HostInventoryConfig]):
     name = "host_inventory"
     datasets = (HOST_INVENTORY,)
-    config_class = HostInventoryConfig
 
-    def __init__(self, config: HostInventoryConfig, context: ProbeContext) -> None:  # type: ignore[override]
+    def __init__(self, config: HostInventoryConfig, context: ProbeContext) -> None:
         super().__init__(config, context)
-        self.config: HostInventoryConfig = config
         self.sent = 0
         self._last_addresses: tuple[list[str], list[str]] | None = None
 

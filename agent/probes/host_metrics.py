@@ -47,14 +47,12 @@ def _pct(part: float, whole: float) -> float:
     return round(part / whole, 4) if whole else 0.0
 
 
-class HostMetricsProbe(Probe):
+class HostMetricsProbe(Probe[HostMetricsConfig]):
     name = "host_metrics"
     datasets = (HOST_METRICS,)
-    config_class = HostMetricsConfig
 
-    def __init__(self, config: HostMetricsConfig, context: ProbeContext) -> None:  # type: ignore[override]
+    def __init__(self, config: HostMetricsConfig, context: ProbeContext) -> None:
         super().__init__(config, context)
-        self.config: HostMetricsConfig = config
         self._prev_disk: Any = None
         self._prev_net: Any = None
         self._prev_time = 0.0

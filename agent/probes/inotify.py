@@ -41,6 +41,7 @@ _HEADER = struct.Struct("iIII")  # wd, mask, cookie, len
 
 _libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
 _libc.inotify_init1.argtypes = [ctypes.c_int]
+_libc.inotify_init1.restype = ctypes.c_int
 _libc.inotify_add_watch.argtypes = [ctypes.c_int, ctypes.c_char_p, ctypes.c_uint32]
 _libc.inotify_rm_watch.argtypes = [ctypes.c_int, ctypes.c_int]
 
@@ -57,7 +58,7 @@ class Inotify:
     """One inotify instance; watch descriptors map back to directory paths."""
 
     def __init__(self) -> None:
-        fd = _libc.inotify_init1(IN_NONBLOCK | IN_CLOEXEC)
+        fd: int = _libc.inotify_init1(IN_NONBLOCK | IN_CLOEXEC)
         if fd < 0:
             e = ctypes.get_errno()
             raise OSError(e, f"inotify_init1: {os.strerror(e)}")
@@ -68,7 +69,7 @@ class Inotify:
         return self.fd
 
     def add_watch(self, path: str, mask: int = WATCH_MASK) -> int:
-        wd = _libc.inotify_add_watch(self.fd, os.fsencode(path), mask)
+        wd: int = _libc.inotify_add_watch(self.fd, os.fsencode(path), mask)
         if wd < 0:
             e = ctypes.get_errno()
             raise OSError(e, f"inotify_add_watch {path}: {os.strerror(e)}", path)

@@ -1,19 +1,22 @@
 """Network sensor: port scans, ARP spoofing and DNS queries from raw packets.
 
-Cheap on a busy server by construction: a kernel BPF filter (compiled by
-scapy/libpcap, attached to an AF_PACKET socket) passes only TCP SYNs without
-ACK, ARP and DNS, so the kernel drops bulk traffic before it is ever copied to
-us. The socket is bound only after the filter is attached, so no unfiltered
-packet is queued in between.
+Cheap on a busy server by construction: a kernel BPF filter (attached to an
+AF_PACKET socket) passes only TCP SYNs without ACK, ARP and DNS, so the kernel
+drops bulk traffic before it is ever copied to us. The default filter is a
+built-in program (agent.probes.bpf); a custom ``bpf_filter`` is compiled by
+libpcap through ctypes; scapy is never imported. A socket is bound only after
+its filter is attached, so no unfiltered packet is queued in between.
 
 A reader thread owns the sockets, decodes and runs the detectors (no per-packet
 hop to the event loop); finished events cross to the loop in a bounded deque.
+It ticks (port scan summaries, kernel counters) every 0.5 s only while there is
+something to tick for; an idle sensor sleeps in select() until a packet arrives
+or it is stopped (through a wake-up pipe), so a quiet host costs no wake-ups.
 Kernel drops are read from PACKET_STATISTICS and reported as they are, so "no
 alert" is never mistaken for "nothing happened" when the sensor could not keep up.
 
 Without CAP_NET_RAW the probe does not crash-loop: it logs once, reports
-``enabled: false`` with the reason, and idles. scapy is imported only once the
-capability check passed, inside ``run``.
+``enabled: false`` with the reason, and idles.
 """
 
 from __future__ import annotations
@@ -21,9 +24,9 @@ from __future__ import annotations
 import asyncio
 import collections
 import contextlib
-import ctypes
 import errno
 import logging
+import os
 import select
 import socket
 import struct
@@ -32,7 +35,9 @@ import time
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
-from agent.probes.base import Emit, Probe, ProbeConfig
+from agent.probes import bpf
+from agent.probes.base import Emit, Probe, ProbeConfig, ProbeContext
+from agent.probes.bpf import DEFAULT_FILTER
 from canhgac.config import Duration, field_meta
 from canhgac.schema import DNS, NETWORK
 
@@ -43,16 +48,10 @@ ETH_P_ALL = 0x0003
 SOL_PACKET = 263
 PACKET_STATISTICS = 6
 PACKET_OUTGOING = 4
-SO_ATTACH_FILTER = 26
 SO_RCVBUFFORCE = 33
-DLT_EN10MB = 1
+TICK = 0.5  # seconds between port scan flushes / kernel counter reads, while active
 
-DEFAULT_FILTER = (
-    "(tcp[tcpflags] & (tcp-syn|tcp-ack) == tcp-syn)"
-    " or (ip6 and tcp and (ip6[53] & 0x12) == 0x02)"
-    " or arp"
-    " or (udp port 53)"
-)
+__all__ = ["DEFAULT_FILTER", "NetworkSensorConfig", "NetworkSensorProbe"]
 
 
 def has_capability(bit: int, status_path: str = "/proc/self/status") -> bool:
@@ -89,14 +88,6 @@ class NetworkSensorConfig(ProbeConfig):
     max_pending_events: int = field(default=10_000, metadata=field_meta(min=100))
 
 
-def _attach_bpf(sock: socket.socket, expr: str) -> None:
-    from scapy.arch.common import compile_filter  # heavy: only once the probe runs
-
-    prog = compile_filter(expr, linktype=DLT_EN10MB)
-    fprog = struct.pack("HL", prog.bf_len, ctypes.addressof(prog.bf_insns.contents))
-    sock.setsockopt(socket.SOL_SOCKET, SO_ATTACH_FILTER, fprog)
-
-
 class _Reader(threading.Thread):
     """Owns the sockets; decode + detect per packet; hands finished events over."""
 
@@ -105,9 +96,11 @@ class _Reader(threading.Thread):
         super().__init__(name="canhgac-net-sensor", daemon=True)
         from agent.probes.netdetect import ArpDetector, PortScanDetector
 
-        cfg = probe.cfg
+        cfg = probe.config
         self.probe, self.socks, self.loop = probe, socks, loop
         self.stop = threading.Event()
+        self._wake_r, self._wake_w = os.pipe()
+        os.set_blocking(self._wake_w, False)
         self.scan = PortScanDetector(cfg.scan_window, cfg.scan_min_ports, cfg.scan_min_hosts,
                                      cfg.scan_idle,
                                      ignore_sources=frozenset(cfg.scan_ignore_sources))
@@ -115,9 +108,20 @@ class _Reader(threading.Thread):
                                cfg.arp_flood_count)
         self.error: BaseException | None = None
 
+    def halt(self) -> None:
+        """Ask the thread to finish; wakes it from select() at once."""
+        self.stop.set()
+        with contextlib.suppress(OSError):
+            os.write(self._wake_w, b"\0")
+
+    def close_pipe(self) -> None:
+        for fd in (self._wake_r, self._wake_w):
+            with contextlib.suppress(OSError):
+                os.close(fd)
+
     def _hand_over(self, events: list[dict[str, Any]]) -> None:
         p = self.probe
-        room = p.cfg.max_pending_events - len(p.pending)
+        room = p.config.max_pending_events - len(p.pending)
         if room < len(events):
             p.counters["events_dropped"] += len(events) - max(room, 0)
             events = events[:max(room, 0)]
@@ -139,17 +143,24 @@ class _Reader(threading.Thread):
         from agent.probes.netdetect import Arp, DnsQuery, Syn, decode, dns_event
 
         c = self.probe.counters
-        want_out = self.probe.cfg.include_outgoing
+        want_out = self.probe.config.include_outgoing
         # Capturing on "all": loopback is this host talking to itself (health checks,
         # local proxies), not a network attack. Name "lo" explicitly to watch it.
-        skip_lo = not self.probe.cfg.interfaces
-        want_dns = self.probe.cfg.dns_queries
-        next_tick = time.monotonic() + 0.5
+        skip_lo = not self.probe.config.interfaces
+        want_dns = self.probe.config.dns_queries
+        next_tick = time.monotonic() + TICK
+        watched: list[socket.socket | int] = [*self.socks, self._wake_r]
+        unread_stats = False  # packets taken since the kernel counters were last read
         try:
             while not self.stop.is_set():
-                ready, _, _ = select.select(self.socks, [], [], 0.25)
+                # Nothing to tick for: sleep until a packet arrives or halt() is called.
+                timeout = TICK if self.scan.sources or unread_stats else None
+                ready, _, _ = select.select(watched, [], [], timeout)
                 events: list[dict[str, Any]] = []
                 for s in ready:
+                    if not isinstance(s, socket.socket):
+                        continue  # the wake-up pipe: the loop condition sees stop
+                    unread_stats = True
                     for _ in range(4096):  # drain, but let the others and the clock in
                         try:
                             frame, addr = s.recvfrom(65535, socket.MSG_DONTWAIT)
@@ -179,9 +190,10 @@ class _Reader(threading.Thread):
                                 events.append(dns_event(item))
                 now = time.monotonic()
                 if now >= next_tick:
-                    next_tick = now + 0.5
+                    next_tick = now + TICK
                     events.extend(self.scan.flush(time.time()))
                     self._stats()
+                    unread_stats = False
                 if events:
                     self._hand_over(events)
         except BaseException as exc:  # surfaced by run(): the supervisor restarts us
@@ -201,15 +213,13 @@ def _drain(s: socket.socket) -> None:
             return
 
 
-class NetworkSensorProbe(Probe):
+class NetworkSensorProbe(Probe[NetworkSensorConfig]):
     name: ClassVar[str] = "network_sensor"
     datasets: ClassVar[tuple[str, ...]] = (NETWORK, DNS)
-    config_class: ClassVar[type[ProbeConfig]] = NetworkSensorConfig
     default_enabled: ClassVar[bool] = True
 
-    def __init__(self, config: ProbeConfig, context: Any) -> None:
+    def __init__(self, config: NetworkSensorConfig, context: ProbeContext) -> None:
         super().__init__(config, context)
-        self.cfg: NetworkSensorConfig = config  # type: ignore[assignment]
         self.pending: collections.deque[dict[str, Any]] = collections.deque()
         self.wake = asyncio.Event()
         self.ready = asyncio.Event()
@@ -219,7 +229,15 @@ class NetworkSensorProbe(Probe):
                          "kernel_drops": 0, "events_dropped": 0, "events": 0}
 
     def _open(self) -> list[socket.socket]:
-        ifaces: list[str | None] = list(self.cfg.interfaces) or [None]
+        ifaces: list[str | None] = list(self.config.interfaces) or [None]
+        # Outgoing packets and loopback (when capturing on all interfaces) are dropped
+        # in the kernel, before they cost a wake-up; the reader checks them again.
+        lo: int | None = None
+        if not self.config.interfaces:
+            with contextlib.suppress(OSError):
+                lo = socket.if_nametoindex("lo")
+        program = bpf.prefilter(bpf.compile_filter(self.config.bpf_filter),
+                                drop_outgoing=not self.config.include_outgoing, drop_ifindex=lo)
         socks = []
         try:
             for iface in ifaces:
@@ -234,10 +252,10 @@ class NetworkSensorProbe(Probe):
                     s = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, 0)
                 socks.append(s)
                 try:
-                    s.setsockopt(socket.SOL_SOCKET, SO_RCVBUFFORCE, self.cfg.rcvbuf_bytes)
+                    s.setsockopt(socket.SOL_SOCKET, SO_RCVBUFFORCE, self.config.rcvbuf_bytes)
                 except OSError:
-                    s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, self.cfg.rcvbuf_bytes)
-                _attach_bpf(s, self.cfg.bpf_filter)
+                    s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, self.config.rcvbuf_bytes)
+                bpf.attach(s, program)
                 if iface is not None:
                     s.bind((iface, ETH_P_ALL))
                 s.setblocking(False)
@@ -264,13 +282,13 @@ class NetworkSensorProbe(Probe):
             socks = await asyncio.to_thread(self._open)
         except OSError as exc:
             self.enabled = False
-            self.reason = f"cannot open capture on {self.cfg.interfaces or 'all'}: {exc}"
+            self.reason = f"cannot open capture on {self.config.interfaces or 'all'}: {exc}"
             raise
         self.enabled, self.reason = True, ""
         reader = _Reader(self, socks, loop)
         reader.start()
         self.ready.set()
-        log.info("network_sensor: capturing on %s", ", ".join(self.cfg.interfaces) or "all")
+        log.info("network_sensor: capturing on %s", ", ".join(self.config.interfaces) or "all")
         try:
             while True:
                 await self.wake.wait()
@@ -282,8 +300,10 @@ class NetworkSensorProbe(Probe):
                     await emit(batch)
                     self.counters["events"] += len(batch)
         finally:
-            reader.stop.set()
+            reader.halt()
             await asyncio.to_thread(reader.join, 2.0)
+            if not reader.is_alive():
+                reader.close_pipe()
             for s in socks:
                 s.close()
 
@@ -295,6 +315,14 @@ class NetworkSensorProbe(Probe):
         return out
 
 
+def _libpcap_loaded() -> bool:
+    try:
+        with open("/proc/self/maps") as f:
+            return "libpcap" in f.read()
+    except OSError:
+        return False
+
+
 async def _standalone(config: dict[str, Any], state_dir: str) -> None:
     """Run the sensor alone, events as NDJSON on stdout (tests, benchmarks, debugging)."""
     import json
@@ -302,7 +330,6 @@ async def _standalone(config: dict[str, Any], state_dir: str) -> None:
     import sys
     from pathlib import Path
 
-    from agent.probes.base import ProbeContext
     from canhgac.config import load_section
 
     cfg = load_section(config, NetworkSensorConfig, "--config")
@@ -318,7 +345,8 @@ async def _standalone(config: dict[str, Any], state_dir: str) -> None:
             out(ev)
 
     def status() -> dict[str, Any]:
-        return {**probe.status(), "scapy_loaded": "scapy" in sys.modules}
+        return {**probe.status(), "scapy_loaded": "scapy" in sys.modules,
+                "libpcap_loaded": _libpcap_loaded()}
 
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()

@@ -51,7 +51,7 @@ def current_sessions() -> list[Session]:
     ]
 
 
-def diff_sessions(old: dict, new: list[Session]) -> tuple[list[Session], list[Session]]:
+def diff_sessions(old: dict[Any, Session], new: list[Session]) -> tuple[list[Session], list[Session]]:
     """(logins, logouts) between the previous map (key -> Session) and a new scan."""
     new_map = {_key(s): s for s in new}
     logins = [s for k, s in new_map.items() if k not in old]
@@ -74,14 +74,12 @@ def session_fields(s: Session) -> dict[str, Any]:
     return fields
 
 
-class SessionProbe(Probe):
+class SessionProbe(Probe[SessionConfig]):
     name = "session"
     datasets = (SESSION,)
-    config_class = SessionConfig
 
-    def __init__(self, config: SessionConfig, context: ProbeContext) -> None:  # type: ignore[override]
+    def __init__(self, config: SessionConfig, context: ProbeContext) -> None:
         super().__init__(config, context)
-        self.config: SessionConfig = config
         self.sessions: dict[tuple[str, str, str, float], Session] = {}
         self.logins = 0
         self.logouts = 0

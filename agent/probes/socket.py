@@ -155,14 +155,12 @@ def diff_listeners(
     return sorted(new - old), sorted(old - new)
 
 
-class SocketProbe(Probe):
+class SocketProbe(Probe[SocketConfig]):
     name = "socket"
     datasets = (SOCKET,)
-    config_class = SocketConfig
 
-    def __init__(self, config: SocketConfig, context: ProbeContext) -> None:  # type: ignore[override]
+    def __init__(self, config: SocketConfig, context: ProbeContext) -> None:
         super().__init__(config, context)
-        self.config: SocketConfig = config
         self.listening: set[Listener] = set()
         self.owners: dict[int, tuple[int, str]] = {}  # inode -> (pid, name)
         self.opened = 0
@@ -221,26 +219,32 @@ class SocketProbe(Probe):
         missing = {i for i in inodes if i and i not in self.owners}
         if not missing:
             return
-        proc = Path(self.config.proc_root)
+        proc = self.config.proc_root
         wanted = {f"socket:[{i}]": i for i in missing}
         try:
             pids = [d for d in os.listdir(proc) if d.isdigit()]
         except OSError:
             return
         for pid in pids:
-            fd_dir = proc / pid / "fd"
+            # readlink relative to an open /proc/<pid>/fd: no path walk per descriptor.
             try:
-                fds = os.listdir(fd_dir)
+                dir_fd = os.open(f"{proc}/{pid}/fd", os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
             except OSError:
                 continue  # gone, or not ours to read (agent runs without root)
-            for fd in fds:
-                try:
-                    target = os.readlink(fd_dir / fd)
-                except OSError:
-                    continue
-                inode = wanted.pop(target, None)
-                if inode is not None:
-                    self.owners[inode] = (int(pid), _comm(proc / pid))
+            try:
+                fds = os.listdir(dir_fd)
+                for fd in fds:
+                    try:
+                        target = os.readlink(fd, dir_fd=dir_fd)
+                    except OSError:
+                        continue
+                    inode = wanted.pop(target, None)
+                    if inode is not None:
+                        self.owners[inode] = (int(pid), _comm(Path(proc) / pid))
+            except OSError:
+                continue
+            finally:
+                os.close(dir_fd)
             if not wanted:
                 return
 

@@ -13,8 +13,9 @@ import asyncio
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import BinaryIO
 
-from agent.probes.base import Emit, Probe, ProbeConfig
+from agent.probes.base import Emit, Probe, ProbeConfig, ProbeContext
 from canhgac.config import field_meta
 from canhgac.schema import RAW, new_event
 
@@ -27,15 +28,13 @@ class SyntheticConfig(ProbeConfig):
     ledger: Path | None = None
 
 
-class SyntheticProbe(Probe):
+class SyntheticProbe(Probe[SyntheticConfig]):
     name = "synthetic"
     datasets = (RAW,)
-    config_class = SyntheticConfig
     default_enabled = False
 
-    def __init__(self, config: SyntheticConfig, context) -> None:  # type: ignore[no-untyped-def]
+    def __init__(self, config: SyntheticConfig, context: ProbeContext) -> None:
         super().__init__(config, context)
-        self.config: SyntheticConfig = config
         self.emitted = 0
 
     def _committed_before(self) -> int:
@@ -45,14 +44,11 @@ class SyntheticProbe(Probe):
         with open(ledger, "rb") as fh:
             return sum(1 for line in fh if line.startswith(b"C "))
 
-    def _open_ledger(self):  # type: ignore[no-untyped-def]
-        return open(self.config.ledger, "ab") if self.config.ledger else None
-
-    def _open_ledger(self):  # type: ignore[no-untyped-def]
+    def _open_ledger(self) -> BinaryIO | None:
         return open(self.config.ledger, "ab") if self.config.ledger else None
 
     @staticmethod
-    def _append(fh, tag: str, ids: list[str]) -> None:  # type: ignore[no-untyped-def]
+    def _append(fh: BinaryIO, tag: str, ids: list[str]) -> None:
         fh.write("".join(f"{tag} {i}\n" for i in ids).encode())
         fh.flush()
         os.fsync(fh.fileno())

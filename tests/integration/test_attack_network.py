@@ -258,6 +258,62 @@ def test_dns_queries_logged_and_filter_drops_bulk(netns_pair: Pair, sensor_facto
     assert ev["destination"]["ip"] == p.ip_a and ev["destination"]["port"] == 53
     # 600 bulk packets sent; only the query (and maybe an ARP exchange) got through.
     assert s.status["packets"] - before <= 6, s.status
+    # The default filter is built in: capturing needed neither scapy nor libpcap.
+    assert s.status["scapy_loaded"] is False and s.status["libpcap_loaded"] is False
+
+
+def test_custom_filter_is_compiled_by_libpcap(netns_pair: Pair, sensor_factory):
+    p = netns_pair
+    s = sensor_factory(p, bpf_filter="udp dst port 53")
+    s.wait(lambda: "packets" in s.status, 5, "status")
+    before = s.status["packets"]
+    p.scapy_b("""
+        send(IP(dst=A_IP) / TCP(sport=40002, dport=[22, 23, 25, 80, 443], flags="S"))
+        send(IP(dst=A_IP) / UDP(sport=53, dport=5353) / DNS(id=1, qr=1))
+        send(IP(dst=A_IP) / UDP(sport=5354, dport=53) /
+             DNS(id=4243, rd=1, qd=DNSQR(qname="custom.example.test", qtype="A")))
+    """)
+    s.wait(lambda: s.actions("dns_query"), 10, "dns_query")
+    s.wait(lambda: s.status["packets"] > before, 5, "status after the query")
+    s.stop()
+    assert s.actions("dns_query")[0]["dns"]["question"]["name"] == "custom.example.test"
+    assert s.status["packets"] - before == 1, s.status  # SYNs and the answer filtered out
+    assert s.status["syn"] == 0
+    assert s.status["libpcap_loaded"] is True and s.status["scapy_loaded"] is False
+
+
+def test_loopback_and_outgoing_are_dropped_in_the_kernel(netns_pair: Pair, tmp_path):
+    """Capturing on all interfaces: this host's own SYNs and loopback never reach us."""
+    p = netns_pair
+    s = Sensor(p, tmp_path, {})  # all interfaces of namespace A
+    try:
+        s.wait(lambda: bool(s.status), 30, "sensor ready")
+        assert s.status["enabled"] is True, s.status
+        # B resolves A first, so that its ARP exchange is not counted below.
+        p.in_b(PY, "-c", "import socket; socket.socket(socket.AF_INET, socket.SOCK_DGRAM)"
+               f".sendto(b'x', ({p.ip_a!r}, 9))")
+        s.wait(lambda: s.status.get("arp", 0) >= 1, 10, "ARP from B")
+        before = s.status["packets"]
+        # 40 connection attempts on loopback and 40 from A to B: 80 SYNs, 80 RSTs.
+        sh("ip", "netns", "exec", p.a, PY, "-c", textwrap.dedent(f"""
+            import socket
+            for host in ("127.0.0.1", {p.ip_b!r}):
+                for port in range(20000, 20040):
+                    with socket.socket() as c:
+                        c.settimeout(2)
+                        c.connect_ex((host, port))
+        """))
+        p.scapy_b("""
+            send(IP(dst=A_IP) / UDP(sport=5355, dport=53) /
+                 DNS(id=4244, rd=1, qd=DNSQR(qname="marker.example.test", qtype="A")))
+        """)
+        s.wait(lambda: s.actions("dns_query"), 10, "the marker query")
+        s.wait(lambda: s.status["packets"] > before, 5, "status after the marker")
+    finally:
+        s.stop()
+    assert s.status["syn"] == 0, s.status
+    # The marker, and at most an ARP exchange A started; not 80 SYNs.
+    assert s.status["packets"] - before <= 3, s.status
 
 
 def test_without_cap_net_raw_disabled_clearly_and_scapy_not_loaded(tmp_path):

@@ -7,6 +7,7 @@ which made the default sensor crash-loop on every real host.
 from __future__ import annotations
 
 import asyncio
+import threading
 
 from agent.probes.base import ProbeContext
 from agent.probes.network_sensor import NetworkSensorConfig, NetworkSensorProbe
@@ -28,3 +29,5 @@ async def test_default_config_captures_on_all_interfaces(tmp_path):
     finally:
         task.cancel()
         await asyncio.gather(task, return_exceptions=True)
+    # The reader sleeps in select() without a timeout when idle: stopping must wake it.
+    assert not [t for t in threading.enumerate() if t.name == "canhgac-net-sensor"]

@@ -20,7 +20,7 @@ def test_defaults():
     assert source == "(defaults)"
     assert cfg.queue.max_bytes == 256 * 1024 * 1024
     assert cfg.heartbeat_interval is None
-    assert cfg.collector.flush_interval == 1.0
+    assert cfg.collector.flush_interval == 10.0
 
 
 def test_example_config_loads():

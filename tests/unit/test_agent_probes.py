@@ -231,3 +231,60 @@ def test_host_inventory_fields(tmp_path):
     assert ecs_mac("00:00:5e:00:53:23") == "00-00-5E-00-53-23"
     if Path("/proc/sys/kernel/random/boot_id").exists():
         assert h["boot"]["id"]
+
+
+# -- the probe contract ----------------------------------------------------------
+def test_config_class_comes_from_the_type_argument():
+    from dataclasses import dataclass
+
+    from agent.probes import PROBES, load_probe_class
+    from agent.probes.base import Emit, Probe, ProbeConfig
+
+    for name in PROBES:
+        cls = load_probe_class(name)
+        assert cls.config_class is not ProbeConfig, name
+        assert cls.config_class.__name__.endswith("Config"), name
+    assert SocketProbe.config_class is SocketConfig
+
+    @dataclass
+    class XConfig(ProbeConfig):
+        x: int = 1
+
+    class XProbe(Probe[XConfig]):
+        name = "x"
+        datasets = ()
+
+        async def run(self, emit: Emit) -> None:
+            return None
+
+    assert XProbe.config_class is XConfig
+    assert XProbe(XConfig(x=3), ProbeContext("a", "h", Path("."))).config.x == 3
+    with pytest.raises(TypeError, match="contradicts"):
+        class YProbe(Probe[XConfig]):
+            config_class = ProbeConfig
+
+
+def test_process_scan_reads_what_psutil_says(tmp_path):
+    """New pids are read from /proc/<pid>/stat directly: same start times as psutil."""
+    import psutil
+
+    p = ProcessProbe(ProcessConfig(), ctx(tmp_path))
+    boot = psutil.boot_time()
+    scanned = p._scan()
+    assert os.getpid() in scanned
+    compared = 0
+    for pid, create_time in scanned.items():
+        try:
+            proc = psutil.Process(pid)
+            expected, ppid = proc.create_time(), proc.ppid()
+        except psutil.Error:
+            continue  # ended in between
+        assert ppid != 2 and pid != 2  # kernel threads are left out by default
+        if psutil.boot_time() == boot:  # the kernel's btime did not move meanwhile
+            assert create_time == expected, pid
+            compared += 1
+    assert compared >= 1
+    assert p._kernel_threads or not any(
+        q.info["ppid"] == 2 for q in psutil.process_iter(["ppid"]))
+    with_threads = ProcessProbe(ProcessConfig(include_kernel_threads=True), ctx(tmp_path))
+    assert not p._kernel_threads or p._kernel_threads & set(with_threads._scan())

@@ -181,3 +181,23 @@ async def test_stop_is_fast_even_with_collector_unreachable(tmp_path):
     rt.request_stop()
     assert await asyncio.wait_for(task, 5) == 0
     assert time.monotonic() - t0 < 3.5
+
+
+async def test_a_commit_wakes_delivery_whatever_flush_interval_says(tmp_path):
+    """flush_interval is only the idle safety poll: events go out as they are committed."""
+    out = RecordingOutput()
+    rt = runtime(tmp_path, [], out)
+    rt.config.collector.flush_interval = Duration(3600)
+    await rt.start()
+    try:
+        deadline = time.monotonic() + 10
+        while not any(e["event"]["dataset"] == "agent.health" for e in out.events()):
+            assert time.monotonic() < deadline, "the first heartbeat was not delivered"
+            await asyncio.sleep(0.02)
+        # The worker is idle now, waiting: a later commit must wake it.
+        await rt.emit([new_event("process", kind="event", action="late")])
+        while not any(e["event"].get("action") == "late" for e in out.events()):
+            assert time.monotonic() < deadline, "an event waited for the idle poll"
+            await asyncio.sleep(0.02)
+    finally:
+        await rt.stop()

@@ -1,4 +1,9 @@
-"""Auth log follower: positions, restarts, rotation by rename and by copytruncate."""
+"""Auth log follower: positions, restarts, rotation by rename and by copytruncate.
+
+Every test runs twice: woken by inotify (with the safety-net re-check pushed out
+to an hour, so a change inotify failed to report would time the test out), and
+polling, as on a host without inotify.
+"""
 
 from __future__ import annotations
 
@@ -9,8 +14,19 @@ from pathlib import Path
 
 import pytest
 
+from agent.probes import filewatch
 from agent.probes.auth_log import AuthLogConfig, AuthLogProbe
 from agent.probes.base import ProbeContext
+
+
+@pytest.fixture(autouse=True, params=["inotify", "poll"])
+def wake_mode(request, monkeypatch) -> str:
+    if request.param == "poll":
+        def unavailable() -> None:
+            raise OSError(38, "Function not implemented")
+
+        monkeypatch.setattr(filewatch.ino, "Inotify", unavailable)
+    return request.param
 
 
 class Collector:
@@ -26,6 +42,7 @@ class Collector:
 
 
 def make_probe(state: Path, paths: list[str], **kw) -> AuthLogProbe:
+    kw.setdefault("recheck_interval", 3600)
     cfg = AuthLogConfig(paths=paths, poll_interval=0.02, rotate_grace=0.2, journald="never", **kw)
     return AuthLogProbe(cfg, ProbeContext("a1", "h1", state))
 
@@ -197,3 +214,70 @@ async def test_unparsed_lines_are_raw_and_log_path_set(tmp_path):
     assert [e["event"]["dataset"] for e in c.events] == ["raw", "raw"]
     assert c.events[0]["log"]["file"]["path"] == str(log)
     assert "\ufffd" in c.events[0]["event"]["original"]
+
+
+async def test_two_paths_in_one_directory_and_the_watch_mode(tmp_path, wake_mode):
+    a, b = tmp_path / "auth.log", tmp_path / "secure"
+    c = Collector()
+    p = make_probe(tmp_path, [str(a), str(b)], start_at="beginning")
+    task = asyncio.create_task(p.run(c))
+    try:
+        await wait_for(lambda: p.status().get("checks", 0) >= 1)
+        assert p.status()["inotify"] is (wake_mode == "inotify")
+        write(b, 0, 2)  # created after the start: the directory watch sees it
+        await wait_for(lambda: len(c.lines) == 2)
+        write(a, 2, 4)
+        await wait_for(lambda: len(c.lines) == 4)
+        write(b, 4, 5)
+        await wait_for(lambda: len(c.lines) == 5)
+    finally:
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+    assert sorted(c.lines) == [line(i) for i in range(5)]
+
+
+async def test_watch_wakes_for_our_names_and_files_only(tmp_path, wake_mode):
+    if wake_mode == "poll":
+        assert filewatch.LogWatch().start(asyncio.get_running_loop()) is False
+        return
+    loop = asyncio.get_running_loop()
+    ours, other = tmp_path / "auth.log", tmp_path / "syslog"
+    other.write_text("x\n")
+    watch = filewatch.LogWatch()
+    assert watch.covered(str(ours)) is False  # not started: the caller polls
+    assert watch.start(loop) is True
+    try:
+        watch.sync(str(ours), {})
+        assert watch.covered(str(ours))
+
+        def woken() -> bool:
+            watch._on_readable()  # what the loop would call: the kernel queued the events
+            was = watch._wake.is_set()
+            watch.clear()
+            return was
+
+        append(other, "busy neighbour\n")
+        os.rename(other, str(other) + ".1")
+        assert not woken()  # another log in /var/log does not wake us
+        write(ours, 0, 1)  # created
+        assert woken()
+        fd = os.open(ours, os.O_RDONLY)
+        st = os.fstat(fd)
+        watch.sync(str(ours), {(st.st_dev, st.st_ino): fd})
+        assert not woken()
+        append(ours, "more\n")  # appended
+        assert woken()
+        os.rename(ours, str(ours) + ".1")  # rotated away: its name moves
+        assert woken()
+        append(Path(str(ours) + ".1"), "late writer\n")  # the open file, under its new name
+        assert woken()
+        os.truncate(str(ours) + ".1", 0)
+        assert woken()
+        watch.sync(str(ours), {})  # let go: no longer watched
+        os.close(fd)
+        woken()
+        append(Path(str(ours) + ".1"), "not ours any more\n")
+        assert not woken()
+    finally:
+        watch.close(loop)
