@@ -24,7 +24,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.prog = "python -m agent"
     parser.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
     parser.add_argument("--log-format", default="text", choices=["text", "json"])
-    parser.set_defaults(agent_main=True)  # already lean: `agent run` must not re-exec
     args = parser.parse_args(sys.argv[1:] if argv is None else argv)
     logs.setup(args.log_level, args.log_format)
     try:

@@ -107,27 +107,12 @@ def _state_dir(args: argparse.Namespace) -> Path:
 
 
 def cmd_run(args: argparse.Namespace) -> Any:
-    """Validate the config, then run the agent (after shedding the rest of the CLI).
+    """Validate the config, then run the agent.
 
-    ``canhgac`` imports every area's command module to build its --help; for a
-    short command that is nothing, for a daemon it is ~35 MB of resident memory
-    (the collector's modules) held for weeks. So, once the config is known to be
-    good, ``canhgac agent run`` re-executes itself as ``python -m agent run``
-    in the same process (same pid, same signals, same environment).
-    Set CANHGAC_AGENT_REEXEC=0 to skip that.
+    ``canhgac agent run`` imports only the agent's modules (the kernel CLI loads just
+    the subcommand it runs), so it is as lean as ``python -m agent run``.
     """
     cfg, source = _load_config(args)
-    if not getattr(args, "agent_main", False) and os.environ.get("CANHGAC_AGENT_REEXEC", "1") != "0":
-        argv = [sys.executable, "-m", "agent",
-                "--log-level", getattr(args, "log_level", "info"),
-                "--log-format", getattr(args, "log_format", "text"), "run"]
-        if args.config is not None:
-            argv += ["--config", str(args.config)]
-        if args.state_dir is not None:
-            argv += ["--state-dir", str(args.state_dir)]
-        sys.stdout.flush()
-        sys.stderr.flush()
-        os.execv(sys.executable, argv)
     return _run(cfg, source)
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import re
 import shutil
 import signal
 import socket
@@ -49,15 +50,35 @@ def write_config(tmp_path: Path) -> Path:
 
 
 async def stop(proc: asyncio.subprocess.Process) -> tuple[int, float, bytes]:
+    """SIGTERM, then wait for the exit: a deadline far above the ~0.1 s it takes, so a
+    busy machine is not a failure, a hang is."""
     t0 = time.monotonic()
     proc.send_signal(signal.SIGTERM)
     try:
-        _out, err = await asyncio.wait_for(proc.communicate(), 5)
+        _out, err = await asyncio.wait_for(proc.communicate(), 60)
     except TimeoutError:
         proc.kill()
         await proc.wait()
-        raise AssertionError("agent did not exit within 5 s of SIGTERM") from None
+        raise AssertionError("agent did not exit within 60 s of SIGTERM") from None
     return proc.returncode, time.monotonic() - t0, err
+
+
+def _queued_datasets(db: Path) -> set[str]:
+    """Datasets in the agent's queue, read beside the running agent (WAL readers never block)."""
+    import sqlite3
+
+    out: set[str] = set()
+    try:
+        con = sqlite3.connect(f"file:{db}?mode=ro", uri=True)
+        try:
+            rows = con.execute("SELECT data FROM chunks").fetchall()
+        finally:
+            con.close()
+    except sqlite3.Error:
+        return out
+    for (data,) in rows:  # chunks hold the NDJSON lines as they were appended
+        out.update(m.decode() for m in re.findall(rb'"dataset":"([a-z.]+)"', bytes(data)))
+    return out
 
 
 async def test_agent_delivers_over_tls_then_stops_cleanly(tmp_path, test_ca, server_cert):
@@ -97,7 +118,6 @@ async def test_agent_delivers_over_tls_then_stops_cleanly(tmp_path, test_ca, ser
         code, took, err = await stop(proc)
         await runner.cleanup()
     assert code == 0, err.decode()
-    assert took < 5
     assert auth == {"Bearer ag-1.sekret"}
     datasets = {e["event"]["dataset"] for e in received}
     assert {"host.inventory", "host.metrics", "agent.health", "process"} <= datasets, datasets
@@ -116,10 +136,14 @@ async def test_sigterm_with_collector_down_exits_0_and_keeps_the_queue(tmp_path)
     proc = await asyncio.create_subprocess_exec(
         *agent_cmd(state, write_config(tmp_path)),
         stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
-    await asyncio.sleep(3)
-    code, took, err = await stop(proc)
+    # Wait for what the test checks, not for a time (issue 12: a fixed 3 s failed on a busy
+    # machine).
+    deadline = time.monotonic() + 60
+    while not {"host.inventory", "host.metrics"} <= _queued_datasets(state / "queue.db"):
+        assert time.monotonic() < deadline, "no host telemetry queued within 60 s"
+        await asyncio.sleep(0.1)
+    code, _took, err = await stop(proc)
     assert code == 0, err.decode()
-    assert took < 5
     q = DurableQueue(state / "queue.db", outputs=("collector",))
     await q.open()
     try:
