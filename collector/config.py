@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from canhgac.config import Duration, field_meta, load_file, load_section
 
@@ -59,6 +59,9 @@ class CollectorConfig:
     limits: LimitsConfig = field(default_factory=LimitsConfig)
     inventory: Path | None = None
     heartbeat_interval: Duration = Duration(30)
+    # Worker processes that decompress, validate and enrich agent batches (docs/scaling.md):
+    # "auto" = one per core beyond the first, at most 4; 0 = all on the event loop.
+    ingest_workers: int | Literal["auto"] = field(default="auto", metadata=field_meta(min=0, max=64))
     # Optional components to load (default: all that are installed), e.g. [detect, alerts].
     components: list[str] | None = None
     outputs: dict[str, Any] = field(default_factory=lambda: {"store": {}})
