@@ -173,3 +173,11 @@ def test_ingest_workers_option():
     for bad in (-1, 65, "many", True):
         with pytest.raises(ConfigError, match="ingest_workers"):
             load_section({"ingest_workers": bad}, CollectorConfig, "t")
+
+
+def test_protocol_doc_lists_every_code():
+    from pathlib import Path
+
+    doc = (Path(__file__).resolve().parents[2] / "docs" / "protocol.md").read_text()
+    for code in REJECT_CODES:
+        assert f"| `{code}` |" in doc
