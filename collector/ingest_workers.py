@@ -371,6 +371,7 @@ class IngestWorkers:
         self._workers: list[_Worker] = []
         self._free: asyncio.Event | None = None
         self._stopping = False
+        self._spawned = False
         self._tasks: set[asyncio.Task[None]] = set()
 
     @property
@@ -383,9 +384,19 @@ class IngestWorkers:
         return [w.pid for w in self._workers if w.ready]
 
     async def start(self) -> None:
-        """Start the workers in the background: batches are prepared in-process until one is up."""
+        """Ready to take batches; the processes start with the first batch worth a worker.
+
+        Until a worker is up (a fraction of a second) batches are prepared in-process,
+        so a collector that only ever sees a few small batches starts no process.
+        """
         self._free = asyncio.Event()
         self._workers = [_Worker(i) for i in range(self.n)]
+
+    def spawn(self) -> None:
+        """Start the worker processes now, in the background (once; after start())."""
+        if self._spawned or self._stopping or self._free is None:
+            return
+        self._spawned = True
         for w in self._workers:
             self._spawn_soon(w, 0.0)
 
@@ -449,8 +460,12 @@ class IngestWorkers:
         transport, _ = await loop.create_connection(lambda: _Frames(on_frame, on_lost), sock=mine)
         w.transport = transport
         try:
+            if self._stopping:  # stop() ran while this worker was starting
+                transport.close()
             w.pid = await hello
-            if not self._stopping:
+            if self._stopping:
+                transport.close()
+            else:
                 w.ready = True
                 w.delay = RESTART_DELAY_SECONDS
                 self._wake()
@@ -499,7 +514,10 @@ class IngestWorkers:
         ``enricher`` is the main process's (used in-process); a worker's override
         count is added to it so its ``overrides`` counts every batch either way.
         """
-        w = None if self._free is None or len(raw) < self.inline_below else await self._pick()
+        w = None
+        if self._free is not None and self.n and len(raw) >= self.inline_below:
+            self.spawn()
+            w = await self._pick()
         if w is None or w.transport is None:
             self.stats.inline += 1
             return prepare(raw, gzipped, job, enricher)

@@ -70,6 +70,8 @@ async def pooled(tmp_path):
         tmp_path, {"ingest_workers": 2, "limits": {"max_events_per_batch": 300}})
     ingest = running.ctx.services["ingest"]
     ingest.workers.inline_below = 0  # every batch goes to a worker, however small
+    assert ingest.workers.ready == 0  # none started before a batch needs one
+    ingest.workers.spawn()
     assert await wait_for(lambda: ingest.workers.ready == 2, timeout=60)
     conn = aiohttp.TCPConnector(ssl=client_context(running.ca))
     async with aiohttp.ClientSession(connector=conn) as session:
@@ -149,12 +151,28 @@ async def test_a_killed_worker_loses_nothing_and_is_restarted(pooled):
         assert "canhgac_ingest_worker_restarts_total 1.0" in await r.text()
 
 
+async def post_a_large_batch(collector: CollectorProc) -> None:
+    """Enroll an agent and send one batch big enough to be sent to a worker."""
+    conn = aiohttp.TCPConnector(ssl=client_context(collector.ca))
+    async with aiohttp.ClientSession(connector=conn) as s:
+        async with s.post(f"{collector.url}/v1/enroll",
+                          json={"token": collector.token(), "hostname": "h"}) as r:
+            body = await r.json()
+        token = f"{body['agent_id']}.{body['secret']}"
+        events = [new_event("auth", message=f"try {i}") for i in range(300)]
+        async with s.post(f"{collector.url}/v1/events", data=gz_ndjson(events),
+                          headers=headers(token)) as r:
+            assert r.status == 200 and (await r.json())["accepted"] == 300
+
+
 def test_workers_die_with_the_collector_on_sigterm_and_kill9(tmp_path):
     collector = CollectorProc(tmp_path, free_port(), extra={"ingest_workers": 2})
     for how in ("sigterm", "kill9"):
         collector.start()
         assert collector.proc is not None
         pid = collector.proc.pid
+        assert worker_pids(pid) == set()  # started by the first batch that needs one
+        asyncio.run(post_a_large_batch(collector))
         assert wait_until(lambda pid=pid: len(worker_pids(pid)) == 2, 60), "workers did not start"
         pids = worker_pids(pid)
         if how == "kill9":
@@ -163,3 +181,14 @@ def test_workers_die_with_the_collector_on_sigterm_and_kill9(tmp_path):
             collector.proc.send_signal(signal.SIGTERM)
             assert collector.proc.wait(30) == 0
         assert wait_until(lambda pids=pids: all(gone(p) for p in pids), 30), f"orphans ({how}): {pids}"
+
+
+async def test_stopping_while_workers_start_leaves_no_process(tmp_path):
+    before = worker_pids(os.getpid())
+    running, runner = await start_collector(tmp_path, {"ingest_workers": 2})
+    ingest = running.ctx.services["ingest"]
+    ingest.workers.spawn()
+    assert await wait_for(lambda: len(worker_pids(os.getpid()) - before) == 2, timeout=60)
+    started = worker_pids(os.getpid()) - before
+    await runner.cleanup()  # most likely before the workers said hello
+    assert all(gone(p) for p in started)
