@@ -183,11 +183,13 @@ def _tune_gc(on: bool) -> None:
     if on:
         gc.collect()  # freeze what is alive, not the garbage of start-up
         gc.freeze()
-        _GC_DEFAULT[:] = gc.get_threshold()
+        if not _GC_DEFAULT:  # a second app in the same process keeps the first's record
+            _GC_DEFAULT[:] = gc.get_threshold()
         gc.set_threshold(50_000, *_GC_DEFAULT[1:])
     elif _GC_DEFAULT:
         gc.unfreeze()
         gc.set_threshold(*_GC_DEFAULT)
+        _GC_DEFAULT.clear()
 
 
 async def _on_startup(app: web.Application) -> None:

@@ -360,7 +360,8 @@ class IngestWorkers:
     All I/O with the workers runs on the event loop (one Unix socket per worker):
     no feeder or manager threads queueing for the GIL behind the loop, as with a
     ProcessPoolExecutor. Each worker holds up to ``depth`` batches, so it has the
-    next one while the loop is busy with detection and commits.
+    next one while the loop is busy with detection and commits; when all are full,
+    the loop prepares the batch itself (see ``_pick``).
     """
 
     def __init__(self, n: int, on_restart: Callable[[], None] | None = None, depth: int = 2) -> None:
