@@ -88,6 +88,9 @@ class CollectorConfig:
     # An agent silent for longer is offline (default: 3 x heartbeat_interval); the one
     # definition used by /metrics, coverage and `collector agents`.
     offline_after: Duration | None = None
+    # Worker processes that decompress, validate and enrich agent batches (docs/scaling.md):
+    # "auto" = one per core beyond the first, at most 4; 0 = all on the event loop.
+    ingest_workers: int | Literal["auto"] = field(default="auto", metadata=field_meta(min=0, max=64))
     # Optional components to load (default: all that are installed), e.g. [detect, alerts].
     components: list[str] | None = None
     outputs: dict[str, Any] = field(default_factory=lambda: {"store": {}})

@@ -4,6 +4,11 @@ Order of work per request, cheapest refusal first: auth, backpressure, size,
 decompress (bounded), per-line validation, enrichment, in-stream stages,
 one durable commit (with the batch id, atomically), then the ack. The ack is
 sent only after fsync, so an acknowledged event survives kill -9.
+
+Decompression, validation and enrichment are stateless per batch
+(``collector.ingest_workers.prepare``) and run in worker processes when
+``ingest_workers`` > 0, so they use the other cores; detection (stateful),
+the commit and the ack stay on this event loop (docs/scaling.md).
 """
 
 from __future__ import annotations
@@ -11,17 +16,17 @@ from __future__ import annotations
 import logging
 import re
 import time
-import zlib
 from typing import TYPE_CHECKING, Any
 
 import orjson
 from aiohttp import web
 
-from canhgac.schema import PRIORITY_SECURITY, PRIORITY_TELEMETRY, priority_of
+from canhgac.schema import PRIORITY_SECURITY, PRIORITY_TELEMETRY
 from collector.auth import AgentRecord
 from collector.enrich import Enricher
-from collector.metrics import IngestMetrics, reason_bucket
-from collector.validate import Invalid, Limits, parse_line
+from collector.ingest_workers import BatchJob, IngestWorkers, Refused, default_workers
+from collector.metrics import IngestMetrics
+from collector.validate import Limits
 from shipper.queue import QueueFull
 
 if TYPE_CHECKING:
@@ -30,9 +35,6 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 _BATCH_ID = re.compile(r"^[A-Za-z0-9_.:/-]{1,200}$")
-# Every rejected line is listed (the agent dead-letters each one by index); long
-# reasons are cut so a batch of 10,000 bad lines still answers in ~2 MB.
-_MAX_REASON_CHARS = 160
 
 
 def json_error(status: int, message: str, headers: dict[str, str] | None = None) -> web.Response:
@@ -56,6 +58,11 @@ class Ingest:
         self.enricher = Enricher(ctx.inventory)
         self.metrics = IngestMetrics(ctx.registry)
         self._overrides_seen = 0
+        n = ctx.config.ingest_workers
+        self.workers = IngestWorkers(default_workers() if n == "auto" else n,
+                                     on_restart=self.metrics.worker_restarts.inc)
+        self.metrics.workers.set_function(lambda: self.workers.ready)
+        ctx.add_start_stop(self.workers.start, self.workers.stop)
 
     def authenticate(self, request: web.Request) -> AgentRecord:
         token = bearer_of(request)
@@ -76,7 +83,8 @@ class Ingest:
                               {"Retry-After": "5"})
         return None
 
-    async def _body(self, request: web.Request) -> bytes:
+    async def _body(self, request: web.Request) -> tuple[bytes, bool]:
+        """The raw body (size-checked) and whether it is gzip; decompression is prepare's."""
         lim = self.ctx.config.limits
         if request.content_length is not None and request.content_length > lim.max_body_bytes:
             raise web.HTTPRequestEntityTooLarge(lim.max_body_bytes, request.content_length)
@@ -84,25 +92,18 @@ class Ingest:
         if len(raw) > lim.max_body_bytes:
             raise web.HTTPRequestEntityTooLarge(lim.max_body_bytes, len(raw))
         encoding = request.headers.get("Content-Encoding", "identity").lower()
-        if encoding == "identity":
-            body = raw
-        elif encoding == "gzip":
-            d = zlib.decompressobj(wbits=31)
-            try:
-                body = d.decompress(raw, lim.max_decompressed_bytes + 1)
-            except zlib.error as exc:
-                raise web.HTTPBadRequest(text=f'{{"error":"bad gzip body: {exc}"}}',
-                                         content_type="application/json") from None
-            if len(body) > lim.max_decompressed_bytes or d.unconsumed_tail:
-                raise web.HTTPRequestEntityTooLarge(lim.max_decompressed_bytes, len(body))
-            if not d.eof:
-                raise web.HTTPBadRequest(text='{"error":"truncated gzip body"}',
-                                         content_type="application/json")
-        else:
+        if encoding not in ("identity", "gzip"):
             raise web.HTTPUnsupportedMediaType(
                 text=orjson.dumps({"error": f"unsupported Content-Encoding {encoding[:20]}"}).decode(),
                 content_type="application/json")
-        return body
+        return raw, encoding == "gzip"
+
+    def _job(self, agent: AgentRecord) -> BatchJob:
+        lim = self.ctx.config.limits
+        system = self.ctx.inventory.system(agent.system_id)
+        return BatchJob(self.limits, lim.max_decompressed_bytes, lim.max_events_per_batch, agent,
+                        None if system is None else
+                        (system.id, system.name, system.unit, int(system.level)))
 
     async def handle(self, request: web.Request) -> web.Response:
         started = time.perf_counter()
@@ -123,25 +124,15 @@ class Ingest:
         batch_id = request.headers.get("X-Batch-Id", "")
         if batch_id and not _BATCH_ID.match(batch_id):
             return json_error(400, "X-Batch-Id must be 1-200 characters [A-Za-z0-9_.:/-]")
-        body = await self._body(request)
-        lines = [ln for ln in body.split(b"\n") if ln.strip()]
-        lim = self.ctx.config.limits
-        if len(lines) > lim.max_events_per_batch:
-            return json_error(413, f"{len(lines)} events in one batch, limit is "
-                                   f"{lim.max_events_per_batch}")
-        self.metrics.received.inc(len(lines))
-        events: list[dict[str, Any]] = []
-        errors: list[dict[str, Any]] = []
-        now = time.time()
-        for i, line in enumerate(lines):
-            try:
-                events.append(parse_line(line, self.limits, now))
-            except Invalid as exc:
-                reason = str(exc)
-                self.metrics.rejected.labels(reason_bucket(reason)).inc()
-                errors.append({"line": i, "reason": reason[:_MAX_REASON_CHARS]})
-        rejected = len(lines) - len(events)
-        self.enricher.apply(events, agent)
+        raw, gzipped = await self._body(request)
+        prepared = await self.workers.prepare(raw, gzipped, self._job(agent), self.enricher)
+        if isinstance(prepared, Refused):
+            return self._refused(prepared)
+        self.metrics.received.inc(prepared.received)
+        for code, n in prepared.rejected_by_code.items():
+            self.metrics.rejected.labels(code).inc(n)
+        events, errors = prepared.events, prepared.errors
+        rejected = prepared.received - len(events)
         self._count_overrides()
         alerts = self.ctx.pipeline.process(events) if events else []
         if alerts:
@@ -155,13 +146,7 @@ class Ingest:
         }
         out = [orjson.dumps(e) for e in events]
         out.extend(orjson.dumps(a) for a in alerts)
-        prio = PRIORITY_TELEMETRY
-        for e in events:
-            if priority_of(e["event"]["dataset"]) == PRIORITY_SECURITY:
-                prio = PRIORITY_SECURITY
-                break
-        if alerts:
-            prio = PRIORITY_SECURITY
+        prio = PRIORITY_SECURITY if prepared.security or alerts else PRIORITY_TELEMETRY
         key = f"{agent.agent_id}/{batch_id}" if batch_id else None
         assert self.ctx.spool is not None
         try:
@@ -178,16 +163,17 @@ class Ingest:
             return json_error(503, "collector spool is full; retry later", {"Retry-After": "10"})
         else:
             self.metrics.accepted.inc(len(events))
-            self._note_heartbeat(agent, events)
+            if prepared.health >= 0:  # the last agent.health event of the batch
+                status = events[prepared.health].get("canhgac_agent")  # agent/health.py
+                self.ctx.auth.touch(agent, status if isinstance(status, dict) else {})
         self.ctx.auth.touch(agent)
         return web.json_response(ack)
 
-    def _note_heartbeat(self, agent: AgentRecord, events: list[dict[str, Any]]) -> None:
-        for ev in reversed(events):
-            if ev["event"]["dataset"] == "agent.health":
-                status = ev.get("canhgac_agent")  # the agent's self-report (agent/health.py)
-                self.ctx.auth.touch(agent, status if isinstance(status, dict) else {})
-                return
+    @staticmethod
+    def _refused(r: Refused) -> web.Response:
+        if r.status == 413 and r.limit:
+            raise web.HTTPRequestEntityTooLarge(r.limit, r.actual)
+        return json_error(r.status, r.message)
 
     def _count_overrides(self) -> None:
         n = self.enricher.overrides - self._overrides_seen

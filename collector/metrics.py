@@ -1,7 +1,9 @@
 """Pipeline metrics (Prometheus conventions: base units, _total, bounded labels).
 
-Rejection reasons are bucketed into a fixed set so a hostile payload cannot
-create label values; per-output gauges are labelled by configured output names.
+Rejected lines are labelled by the validator's reason *code* (a fixed set,
+``collector.validate.REJECT_CODES``), never by the message text, so a hostile
+payload cannot create label values; per-output gauges are labelled by configured
+output names.
 """
 
 from __future__ import annotations
@@ -11,33 +13,16 @@ from collections import Counter as Tally
 from collections.abc import Iterable
 from typing import TYPE_CHECKING
 
-from prometheus_client import CollectorRegistry, Counter, Histogram
-from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
+
+from collector.validate import REJECT_CODES
 
 if TYPE_CHECKING:
     from collector.context import CollectorContext
+    from shipper.queue import OutputStats
 
-REJECT_REASONS = (
-    "json", "schema", "timestamp", "size", "depth", "field_type", "other",
-)
-
-
-def reason_bucket(reason: str) -> str:
-    r = reason.lower()
-    if r.startswith("not json") or "json object" in r:
-        return "json"
-    if "@timestamp" in r:
-        return "timestamp"
-    if "bytes, limit" in r:
-        return "size"
-    if "nesting" in r:
-        return "depth"
-    if " ip " in f" {r} " or "port" in r or "must be an object" in r:
-        return "field_type"
-    if r.startswith(("missing", "event.")):
-        return "schema"
-    return "other"
 
 
 class IngestMetrics:
@@ -51,7 +36,7 @@ class IngestMetrics:
             "canhgac_ingest_events_duplicate", "Events in batches already accepted (retries)",
             registry=registry)
         self.rejected = Counter(
-            "canhgac_ingest_events_rejected", "Event lines rejected, by reason", ["reason"],
+            "canhgac_ingest_events_rejected", "Event lines rejected, by reason code", ["reason"],
             registry=registry)
         self.requests = Counter(
             "canhgac_ingest_requests", "Ingest requests by HTTP status code", ["code"],
@@ -61,12 +46,21 @@ class IngestMetrics:
             "Events whose payload claimed another system (overwritten)", registry=registry)
         self.alerts = Counter(
             "canhgac_alerts_raised", "Alerts raised by in-stream stages", registry=registry)
+        self.workers = Gauge(
+            "canhgac_ingest_workers",
+            "Worker processes preparing batches (0: all on the collector's event loop)",
+            registry=registry)
+        self.worker_restarts = Counter(
+            "canhgac_ingest_worker_restarts",
+            "Worker pools restarted after a worker died (its batches were redone in-process)",
+            registry=registry)
         self.latency = Histogram(
             "canhgac_ingest_request_duration_seconds", "Time to validate, commit and ack a batch",
             buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
             registry=registry)
-        for r in REJECT_REASONS:
-            self.rejected.labels(r)
+        # Every code is exported from the start (at 0), so rate() and alerts see it.
+        for code in REJECT_CODES:
+            self.rejected.labels(code)
 
 
 class PipelineCollector(Collector):
@@ -74,13 +68,13 @@ class PipelineCollector(Collector):
 
     def __init__(self, ctx: CollectorContext) -> None:
         self.ctx = ctx
-        self.snapshot: dict = {}
+        self.snapshot: dict[str, OutputStats] = {}
 
     async def refresh(self) -> None:
         if self.ctx.spool is not None:
             self.snapshot = await self.ctx.spool.stats()
 
-    def collect(self) -> Iterable:
+    def collect(self) -> Iterable[Metric]:
         spool = self.ctx.spool
         g = GaugeMetricFamily("canhgac_spool_bytes", "Bytes held in the durable spool")
         g.add_metric([], spool.bytes_used if spool else 0)
