@@ -115,7 +115,7 @@ async def test_workers_keep_the_ingest_contract(pooled):
     async with session.post(url, data=gz_ndjson([new_event("auth")] * 301),
                             headers=headers(token)) as r:
         assert r.status == 413 and "301 events" in (await r.json())["error"]
-    async with session.get(f"{collector.url}/metrics") as r:
+    async with session.get(f"{collector.url}/metrics", headers=collector.metrics_headers) as r:
         text = await r.text()
     assert "canhgac_ingest_workers 2.0" in text
     # Counted per line received: the retried batch's lines were rejected again.
@@ -148,7 +148,7 @@ async def test_a_killed_worker_loses_nothing_and_is_restarted(pooled):
     assert await wait_for(lambda: ingest.workers.ready == 2 and victim not in ingest.workers.pids,
                           timeout=60)
     assert ingest.workers.stats.restarts == 1
-    async with session.get(f"{collector.url}/metrics") as r:
+    async with session.get(f"{collector.url}/metrics", headers=collector.metrics_headers) as r:
         assert "canhgac_ingest_worker_restarts_total 1.0" in await r.text()
 
 
