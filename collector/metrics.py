@@ -106,6 +106,10 @@ class PipelineCollector(Collector):
                                       labels=["output"])
         errors = CounterMetricFamily("canhgac_output_send_errors",
                                      "Whole-batch send failures", labels=["output"])
+        spool_errors = CounterMetricFamily(
+            "canhgac_output_spool_errors",
+            "Failed spool reads/writes of this output's delivery (lease, dead-letter, ack; retried)",
+            labels=["output"])
         up = GaugeMetricFamily("canhgac_output_up", "1 when the last send succeeded",
                                labels=["output"])
         last = GaugeMetricFamily("canhgac_output_last_success_timestamp_seconds",
@@ -116,9 +120,10 @@ class PipelineCollector(Collector):
             dead.add_metric([name], s.dead_events)
             retried.add_metric([name], s.retried_events)
             errors.add_metric([name], s.send_errors)
+            spool_errors.add_metric([name], s.spool_errors)
             up.add_metric([name], 1 if s.up else 0)
             last.add_metric([name], s.last_success)
-        yield from (delivered, dead, retried, errors, up, last)
+        yield from (delivered, dead, retried, errors, spool_errors, up, last)
         now = time.time()
         presence = self.ctx.ports.presence
         states = Tally(presence.state(a, now) for a in self.ctx.ports.agents.agents())

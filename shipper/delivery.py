@@ -5,6 +5,15 @@ with backoff, until delivered or dead; lines marked ``dead`` go to the queue's
 dead-letter table with their reason; then the lease is acked. A whole-batch
 TransientError retries the same batch (same batch id) with backoff forever: a
 down output builds a backlog in the queue, it never loses events.
+
+The loop never dies. Every failure in a worker (send, lease read, dead-letter
+write, ack write, a bug) is caught, counted (``send_errors`` for the output,
+``spool_errors`` for the queue), shown (``up`` false, ``last_error``) and
+retried with backoff. While an ack cannot be written (a full disk), the workers
+take no new lease: the ack is retried every few seconds from memory, and once
+it is written delivery goes on where it stopped, nothing sent twice. An output
+that can probe its destination (``shipper.output.Probed``) cuts a long backoff
+short as soon as the destination answers again.
 """
 
 from __future__ import annotations
@@ -12,11 +21,11 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
 from canhgac.health import LinkHealth
-from shipper.output import Batch, Output, PermanentError, SendResult, TransientError
+from shipper.output import Batch, Output, PermanentError, Probed, SendResult, TransientError
 from shipper.queue import DurableQueue, Lease
 from shipper.retry import Backoff
 
@@ -29,9 +38,10 @@ class DeliveryStats(LinkHealth):
 
     delivered_events: int = 0
     retried_events: int = 0
-    dead_events: int = 0
+    dead_events: int = 0  # in the spool's dead-letter table, or the output's own (SendResult)
     batches: int = 0
     send_errors: int = 0
+    spool_errors: int = 0  # failed lease reads, dead-letter writes, ack writes (all retried)
     extra: dict[str, int] = field(default_factory=dict)
 
 
@@ -43,6 +53,10 @@ class DeliveryConfig:
     idle_wait: float = 1.0
     backoff_initial: float = 0.2
     backoff_max: float = 30.0
+    # the spool is local: a failed read or write of it is retried at least this often
+    spool_retry_max: float = 2.0
+    # how often a Probed output is asked, during a backoff, whether its destination is back
+    probe_interval: float = 2.0
 
 
 class DeliveryLoop:
@@ -63,6 +77,14 @@ class DeliveryLoop:
         self._started = asyncio.Event()
         self._lease_lock = asyncio.Lock()
         self._acks: set[asyncio.Task[None]] = set()
+        # set while acks are written; cleared while one fails (no new leases meanwhile)
+        self._spool_ok = asyncio.Event()
+        self._spool_ok.set()
+        self._probe: Callable[[], Awaitable[bool]] | None = (
+            output.probe if isinstance(output, Probed) else None)
+        self._probe_lock = asyncio.Lock()
+        self._probe_at = -1e9
+        self._probe_up = False
 
     async def start(self) -> None:
         self._tasks = [
@@ -105,9 +127,12 @@ class DeliveryLoop:
                 await self.output.start()
                 self._started.set()
                 return
+            except asyncio.CancelledError:
+                raise
             except Exception as exc:
                 self._note_error(f"start: {exc}")
-                await self._sleep(backoff.next_delay(getattr(exc, "retry_after", None)))
+                retry_after = exc.retry_after if isinstance(exc, TransientError) else None
+                await self._backoff_sleep(backoff.next_delay(retry_after))
 
     async def _worker(self, index: int) -> None:
         # One worker starts the output (templates, connections); the others must
@@ -115,24 +140,41 @@ class DeliveryLoop:
         if index == 0:
             await self._start_output()
         else:
-            await asyncio.wait(
-                [asyncio.ensure_future(self._started.wait()),
-                 asyncio.ensure_future(self._stopping.wait())],
-                return_when=asyncio.FIRST_COMPLETED,
-            )
+            await self._until(self._started.wait())
+        backoff = Backoff(self.config.backoff_initial, self.config.spool_retry_max)
         while not self._stopping.is_set():
-            async with self._lease_lock:
-                lease = await self.queue.lease(
-                    self.output.name, self.config.batch_events, self.config.batch_bytes
-                )
-            if lease is None:
-                await asyncio.wait(
-                    [asyncio.ensure_future(self.queue.wait(self.output.name, self.config.idle_wait)),
-                     asyncio.ensure_future(self._stopping.wait())],
-                    return_when=asyncio.FIRST_COMPLETED,
-                )
+            if not self._spool_ok.is_set():
+                # an ack cannot be written (disk full): send nothing more until it is
+                await self._until(self._spool_ok.wait())
                 continue
-            await self._deliver(lease)
+            try:
+                async with self._lease_lock:
+                    lease = await self.queue.lease(
+                        self.output.name, self.config.batch_events, self.config.batch_bytes
+                    )
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                self._spool_error(f"lease: {exc}")
+                await self._sleep(backoff.next_delay())
+                continue
+            if backoff.attempt:
+                backoff.reset()
+                self.stats.succeeded()
+            if lease is None:
+                await self._until(self.queue.wait(self.output.name, self.config.idle_wait))
+                continue
+            await self._deliver_lease(lease)
+
+    async def _until(self, aw: Awaitable[object]) -> None:
+        """Wait for ``aw`` or for stop, whichever comes first."""
+        waiter = asyncio.ensure_future(aw)
+        stopper = asyncio.ensure_future(self._stopping.wait())
+        try:
+            await asyncio.wait([waiter, stopper], return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for t in (waiter, stopper):
+                t.cancel()
 
     async def _sleep(self, seconds: float) -> None:
         try:
@@ -140,9 +182,63 @@ class DeliveryLoop:
         except TimeoutError:
             pass
 
+    async def _backoff_sleep(self, seconds: float) -> None:
+        """Sleep after a whole-batch failure; a Probed output's probe may cut it short."""
+        if self._probe is None or seconds <= self.config.probe_interval:
+            await self._sleep(seconds)
+            return
+        deadline = time.monotonic() + seconds
+        while not self._stopping.is_set():
+            left = deadline - time.monotonic()
+            if left <= 0:
+                return
+            await self._sleep(min(left, self.config.probe_interval))
+            if self._stopping.is_set() or time.monotonic() >= deadline:
+                return
+            if await self._destination_up():
+                return
+
+    async def _destination_up(self) -> bool:
+        """The output's probe, at most once per ``probe_interval`` for all workers."""
+        assert self._probe is not None
+        async with self._probe_lock:
+            if time.monotonic() - self._probe_at < self.config.probe_interval / 2:
+                return self._probe_up
+            try:
+                up = await asyncio.wait_for(self._probe(), max(5.0, self.config.probe_interval))
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                up = False
+            self._probe_at = time.monotonic()
+            self._probe_up = bool(up)
+            if up:
+                log.info("output %s: its destination answers again; retrying now",
+                         self.output.name)
+            return self._probe_up
+
     def _note_error(self, message: str) -> None:
         self.stats.send_errors += 1
         self.stats.failed(message, log, f"output {self.output.name}")
+
+    def _spool_error(self, message: str) -> None:
+        self.stats.spool_errors += 1
+        self.stats.failed(message, log, f"output {self.output.name}")
+
+    async def _deliver_lease(self, lease: Lease) -> None:
+        """``_deliver`` until it returns: an unexpected error (a bug) sends the lease again."""
+        backoff = Backoff(self.config.backoff_initial, self.config.backoff_max)
+        while not self._stopping.is_set():
+            try:
+                await self._deliver(lease)
+                return
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                log.exception("output %s: unexpected error delivering %s", self.output.name,
+                              lease.batch_id)
+                self._note_error(f"unexpected: {exc!r}")
+                await self._sleep(backoff.next_delay())
 
     async def _deliver(self, lease: Lease) -> None:
         lines = lease.lines
@@ -156,7 +252,7 @@ class DeliveryLoop:
                 self._note_error(str(exc))
                 if self._stopping.is_set():
                     return  # not acked: leased again after restart
-                await self._sleep(backoff.next_delay(exc.retry_after))
+                await self._backoff_sleep(backoff.next_delay(exc.retry_after))
                 if self._stopping.is_set():
                     return
                 continue
@@ -174,19 +270,24 @@ class DeliveryLoop:
             self.stats.succeeded()
             dead_idx = {i for i, _ in result.dead}
             retry_idx = set(result.retry) - dead_idx
+            own_dead = set(result.dead_lettered) - dead_idx - retry_idx
             if result.dead:
                 by_reason: dict[str, list[bytes]] = {}
                 for i, reason in result.dead:
                     by_reason.setdefault(reason, []).append(batch.lines[i])
-                for reason, dl in by_reason.items():
-                    await self.queue.dead_letter(self.output.name, dl, reason)
-                self.stats.dead_events += len(dead_idx)
+                if not await self._dead_letter(by_reason):
+                    return  # stopping: not acked, leased again after restart
+            self.stats.dead_events += len(own_dead)
             delivered = [
-                batch.lines[i] for i in range(len(batch.lines)) if i not in dead_idx and i not in retry_idx
+                batch.lines[i] for i in range(len(batch.lines))
+                if i not in dead_idx and i not in retry_idx and i not in own_dead
             ]
             self.stats.delivered_events += len(delivered)
             if delivered and self._on_delivered is not None:
-                self._on_delivered(delivered)
+                try:
+                    self._on_delivered(delivered)
+                except Exception:  # the owner's callback must not stop delivery
+                    log.exception("output %s: on_delivered callback failed", self.output.name)
             pending = [pending[i] for i in sorted(retry_idx)]
             if pending:
                 self.stats.retried_events += len(pending)
@@ -198,12 +299,48 @@ class DeliveryLoop:
         self.stats.batches += 1
         # The cursor's write waits for the spool's writer (behind ingest commits): the worker
         # takes its next lease meanwhile. stop() waits for the acks still being written.
-        ack = asyncio.create_task(self.queue.ack(lease))
+        ack = asyncio.create_task(self._ack(lease))
         self._acks.add(ack)
-        ack.add_done_callback(self._ack_done)
+        ack.add_done_callback(self._acks.discard)
 
-    def _ack_done(self, task: asyncio.Task[None]) -> None:
-        self._acks.discard(task)
-        if not task.cancelled() and task.exception() is not None:
-            # not acked: delivered again after a restart (duplicates are 409s, never copies)
-            self._note_error(f"ack failed: {task.exception()!r}")
+    async def _dead_letter(self, by_reason: dict[str, list[bytes]]) -> bool:
+        """Write each group to the spool's dead-letter table, retrying a failed write.
+
+        Returns False when stopped before all were written (the lease is then not acked).
+        """
+        backoff = Backoff(self.config.backoff_initial, self.config.spool_retry_max)
+        for reason, lines in by_reason.items():
+            while True:
+                try:
+                    await self.queue.dead_letter(self.output.name, lines, reason)
+                    break
+                except asyncio.CancelledError:
+                    raise
+                except Exception as exc:
+                    self._spool_error(f"dead-letter: {exc}")
+                    await self._sleep(backoff.next_delay())
+                    if self._stopping.is_set():
+                        return False
+            self.stats.dead_events += len(lines)
+        return True
+
+    async def _ack(self, lease: Lease) -> None:
+        """Write the ack; while it fails, no worker takes a new lease and it is retried."""
+        backoff = Backoff(self.config.backoff_initial, self.config.spool_retry_max)
+        while True:
+            try:
+                await self.queue.ack(lease)
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                self._spool_ok.clear()
+                self._spool_error(f"ack: {exc}")
+                if self._stopping.is_set():
+                    return  # not durable: delivered again after a restart (outputs dedupe)
+                await self._sleep(backoff.next_delay())
+                continue
+            if not self._spool_ok.is_set():
+                log.info("output %s: acks are written again", self.output.name)
+                self._spool_ok.set()
+                self.stats.succeeded()
+            return

@@ -11,7 +11,7 @@ import contextlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
 if TYPE_CHECKING:
     from prometheus_client import CollectorRegistry
@@ -30,11 +30,16 @@ class SendResult:
     """Outcome of one send. Indexes refer to ``Batch.lines``.
 
     Every line must be in exactly one of: delivered (implicit: not listed),
-    ``retry`` (transient, e.g. per-item 429/5xx) or ``dead`` (permanent, with reason).
+    ``retry`` (transient, e.g. per-item 429/5xx), ``dead`` (permanent, with reason:
+    the delivery loop keeps it in the spool's dead-letter table) or
+    ``dead_lettered`` (permanent, and the output already kept it in a dead-letter
+    destination of its own, e.g. Elasticsearch's dead-letter data stream: the loop
+    counts it dead-lettered, not delivered, and stores nothing).
     """
 
     retry: list[int] = field(default_factory=list)
     dead: list[tuple[int, str]] = field(default_factory=list)
+    dead_lettered: list[int] = field(default_factory=list)
     retry_after: float | None = None  # server-advised wait before retrying
 
     @classmethod
@@ -64,6 +69,21 @@ class Output(Protocol):
         """Deliver ``batch``; raise TransientError/PermanentError for whole-batch outcomes."""
 
     async def close(self) -> None: ...
+
+
+@runtime_checkable
+class Probed(Protocol):
+    """An output that can tell cheaply whether its destination is back (optional).
+
+    While the delivery loop waits out a backoff after a whole-batch TransientError,
+    it calls ``probe`` every few seconds (one call at a time per loop, bounded by a
+    timeout) and retries at once when it returns True. An output declares it by
+    subclassing this protocol, so a renamed method breaks the type check.
+    """
+
+    async def probe(self) -> bool:
+        """True when a send is worth retrying now; False when down or unknown. Never raises."""
+        ...
 
 
 class BuildContext(Protocol):

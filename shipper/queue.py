@@ -15,19 +15,32 @@ Semantics
 - Bounded by ``max_bytes``. When full, low-priority (telemetry) chunks are
   refused, and a high-priority chunk evicts the oldest undelivered telemetry to
   make room; every dropped event is counted, persistently.
+
+Storage failures (a full disk, an I/O error): every write (append, ack,
+dead-letter) is one transaction that is either committed or rolled back as a
+whole. A failed write changes nothing in memory either (byte count, counters,
+cursors are updated only after COMMIT returns), a ROLLBACK that fails too is
+logged and never hides the first error, and the caller gets one typed
+exception: ``StorageFull`` (disk full; it is a ``QueueFull``, so an ingest
+answers it with backpressure) or ``StorageError`` (any other failed write).
+``writable()`` says whether the last write succeeded; while it does not, the
+writer tries a one-row write every ``probe_interval`` seconds, so it turns
+true again when space comes back even if nobody else writes.
 """
 
 from __future__ import annotations
 
 import asyncio
+import errno
 import logging
 import sqlite3
 import time
 from collections import deque
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from canhgac.schema import PRIORITY_TELEMETRY
 from canhgac.sqlite import connect as sqlite_connect
@@ -56,11 +69,42 @@ CREATE TABLE IF NOT EXISTS keys(key TEXT PRIMARY KEY, created REAL NOT NULL, val
     WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS counters(name TEXT PRIMARY KEY, value INTEGER NOT NULL)
     WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS meta(name TEXT PRIMARY KEY, value) WITHOUT ROWID;
 """
+
+_T = TypeVar("_T")
+# SQLite primary result codes (the low byte of an extended code)
+_SQLITE_FULL = 13
 
 
 class QueueFull(Exception):
     """No room even after evicting telemetry: the caller must apply backpressure."""
+
+
+class StorageError(OSError):
+    """A write to the queue's database failed (I/O error, disk full, ...).
+
+    The transaction was rolled back: nothing of this write was kept, on disk or in
+    memory. Retrying later is safe.
+    """
+
+
+class StorageFull(StorageError, QueueFull):
+    """The filesystem holding the queue is full (SQLITE_FULL): apply backpressure.
+
+    Also a ``QueueFull``: whoever answers a full queue with backpressure (503 +
+    Retry-After) answers a full disk the same way.
+    """
+
+
+def _storage_error(where: str, exc: sqlite3.Error) -> StorageError:
+    code = getattr(exc, "sqlite_errorcode", None)
+    name = getattr(exc, "sqlite_errorname", None) or type(exc).__name__
+    if code is not None and code & 0xFF == _SQLITE_FULL:
+        return StorageFull(errno.ENOSPC, f"{where}: the disk is full ({name}: {exc}); "
+                                         "nothing of this write was kept, retry later")
+    return StorageError(errno.EIO, f"{where}: the database could not be written ({name}: {exc}); "
+                                   "nothing of this write was kept, retry later")
 
 
 @dataclass(slots=True)
@@ -87,8 +131,9 @@ class Lease:
 
 @dataclass(slots=True)
 class _Cursor:
-    acked: int
+    acked: int  # every lease up to here is acked (in memory)
     read_pos: int
+    durable: int  # what the database holds; behind ``acked`` while an ack's write fails
     inflight: deque[Lease] = field(default_factory=deque)
     wakeup: asyncio.Event = field(default_factory=asyncio.Event)
 
@@ -101,6 +146,24 @@ class _PendingAppend:
     key: str | None
     key_value: bytes | None
     future: asyncio.Future[AppendResult]
+
+
+@dataclass(slots=True)
+class _Txn:
+    """What one write transaction changes in memory: applied only after its COMMIT."""
+
+    db: sqlite3.Connection
+    bytes_used: int
+    bumps: dict[str, int] = field(default_factory=dict)
+
+    def bump(self, name: str, by: int) -> None:
+        if by:
+            self.bumps[name] = self.bumps.get(name, 0) + by
+            self.db.execute(
+                "INSERT INTO counters(name, value) VALUES(?, ?) "
+                "ON CONFLICT(name) DO UPDATE SET value = value + excluded.value",
+                (name, by),
+            )
 
 
 @dataclass(frozen=True, slots=True)
@@ -125,10 +188,12 @@ class DurableQueue:
         outputs: tuple[str, ...] = (),
         key_ttl_seconds: float = 24 * 3600,
         synchronous: str = "FULL",
+        probe_interval: float = 1.0,
     ) -> None:
         self.path = Path(path)
         self.max_bytes = max_bytes
         self.key_ttl_seconds = key_ttl_seconds
+        self.probe_interval = probe_interval
         self._synchronous = synchronous
         self._output_names = tuple(outputs)
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"queue-{self.path.name}")
@@ -146,6 +211,11 @@ class DurableQueue:
         self.bytes_used = 0
         self.counters: dict[str, int] = {}
         self._last_key_prune = 0.0
+        # Storage health: the last write's error ("" after a successful write), whether it
+        # was a full disk, and how many write transactions failed since open (in memory).
+        self.last_write_error = ""
+        self.storage_full = False
+        self.write_errors = 0
 
     # -- lifecycle -------------------------------------------------------
     async def open(self) -> None:
@@ -155,24 +225,30 @@ class DurableQueue:
         self._writer = asyncio.create_task(self._writer_loop(), name=f"queue-writer-{self.path.name}")
 
     def _open_sync(self) -> None:
-        db = sqlite_connect(self.path, synchronous=self._synchronous)  # type: ignore[arg-type]
-        db.executescript(_SCHEMA)
+        try:
+            db = sqlite_connect(self.path, synchronous=self._synchronous)  # type: ignore[arg-type]
+            db.executescript(_SCHEMA)
+        except sqlite3.Error as exc:
+            raise _storage_error(f"queue {self.path}: open", exc) from exc
         self._db = db
         self.bytes_used = db.execute("SELECT COALESCE(SUM(nbytes),0) FROM chunks").fetchone()[0]
         self.counters = dict(db.execute("SELECT name, value FROM counters").fetchall())
         known = dict(db.execute("SELECT output, acked FROM cursors").fetchall())
-        db.execute("BEGIN")
-        for stale in set(known) - set(self._output_names):
-            log.warning("queue %s: output %r is no longer configured; dropping its cursor",
-                        self.path.name, stale)
-            db.execute("DELETE FROM cursors WHERE output=?", (stale,))
         for name in self._output_names:
             acked = known.get(name, 0)
-            if name not in known:
-                db.execute("INSERT INTO cursors(output, acked) VALUES(?, 0)", (name,))
-            self._cursors[name] = _Cursor(acked=acked, read_pos=acked)
-        db.execute("COMMIT")
-        self.bytes_used -= self._gc_sync()
+            self._cursors[name] = _Cursor(acked=acked, read_pos=acked, durable=acked)
+
+        def register(txn: _Txn) -> None:
+            for stale in set(known) - set(self._output_names):
+                log.warning("queue %s: output %r is no longer configured; dropping its cursor",
+                            self.path.name, stale)
+                txn.db.execute("DELETE FROM cursors WHERE output=?", (stale,))
+            for name in self._output_names:
+                if name not in known:
+                    txn.db.execute("INSERT INTO cursors(output, acked) VALUES(?, 0)", (name,))
+            txn.bytes_used -= self._gc_sync(txn.db, self._floor())
+
+        self._transaction("open", register)
 
     def _open_reader_sync(self) -> None:
         self._rdb = sqlite_connect(self.path, synchronous=self._synchronous)  # type: ignore[arg-type]
@@ -200,6 +276,74 @@ class DurableQueue:
     async def _run(self, fn: Any, *args: Any) -> Any:
         return await asyncio.get_running_loop().run_in_executor(self._executor, fn, *args)
 
+    # -- one write transaction (writer thread) ------------------------------
+    def writable(self) -> bool:
+        """False while the last write to the database failed (disk full, I/O error).
+
+        Cheap (no I/O): for readiness checks. Turns true after the next successful write;
+        while false, the writer itself tries a one-row write every ``probe_interval``.
+        Never refuse a write because of it: only a write shows that space is back.
+        """
+        return not self.last_write_error
+
+    def _transaction(self, what: str, body: Callable[[_Txn], _T]) -> _T:
+        """Run ``body`` in one write transaction; apply its in-memory effects after COMMIT.
+
+        Any failure rolls the transaction back (a failing ROLLBACK is logged, never raised
+        over the first error) and leaves memory as it was; a database error is raised as
+        StorageError / StorageFull.
+        """
+        db = self._db
+        assert db is not None
+        txn = _Txn(db, self.bytes_used)
+        try:
+            if db.in_transaction:  # left open by an earlier ROLLBACK that failed
+                self._rollback(db, what)
+            db.execute("BEGIN IMMEDIATE")
+            out = body(txn)
+            db.execute("COMMIT")
+        except BaseException as exc:
+            self._rollback(db, what)
+            if isinstance(exc, sqlite3.Error):
+                err = _storage_error(f"queue {self.path.name}: {what}", exc)
+                self._write_failed(err)
+                raise err from exc
+            raise
+        self.bytes_used = txn.bytes_used
+        for name, by in txn.bumps.items():
+            self.counters[name] = self.counters.get(name, 0) + by
+        if self.last_write_error:
+            log.warning("queue %s: writes succeed again (%d failed since open)",
+                        self.path.name, self.write_errors)
+            self.last_write_error = ""
+            self.storage_full = False
+        return out
+
+    def _rollback(self, db: sqlite3.Connection, what: str) -> None:
+        if not db.in_transaction:  # SQLite rolled back by itself (SQLITE_FULL, IOERR)
+            return
+        try:
+            db.execute("ROLLBACK")
+        except sqlite3.Error as exc:
+            log.warning("queue %s: %s: ROLLBACK failed too (%s); retried before the next write",
+                        self.path.name, what, exc)
+
+    def _write_failed(self, err: StorageError) -> None:
+        self.write_errors += 1
+        message = str(err)
+        if message != self.last_write_error:
+            log.error("%s", message)
+        self.last_write_error = message
+        self.storage_full = isinstance(err, StorageFull)
+
+    def _probe_sync(self) -> None:
+        def touch(txn: _Txn) -> None:
+            txn.db.execute(
+                "INSERT INTO meta(name, value) VALUES('write_probe', ?) "
+                "ON CONFLICT(name) DO UPDATE SET value = excluded.value", (time.time(),))
+
+        self._transaction("write probe", touch)
+
     # -- append (group commit) ------------------------------------------
     async def append(
         self,
@@ -209,7 +353,12 @@ class DurableQueue:
         key: str | None = None,
         key_value: bytes | None = None,
     ) -> AppendResult:
-        """Durably store ``lines`` as one chunk. Raises QueueFull under pressure."""
+        """Durably store ``lines`` as one chunk.
+
+        Raises QueueFull under pressure, StorageFull when the disk is full (also a
+        QueueFull), StorageError when the database cannot be written; after either,
+        nothing of this append was kept.
+        """
         if self._closed:
             raise RuntimeError("queue is closed")
         if not lines and key is None:
@@ -224,17 +373,29 @@ class DurableQueue:
     async def _writer_loop(self) -> None:
         assert self._writer_wakeup is not None
         while True:
-            await self._writer_wakeup.wait()
+            if self.last_write_error and not self._closed:
+                try:
+                    await asyncio.wait_for(self._writer_wakeup.wait(), self.probe_interval)
+                except TimeoutError:
+                    pass
+            else:
+                await self._writer_wakeup.wait()
             self._writer_wakeup.clear()
             if not self._pending:
                 if self._closed:
                     return
+                if self.last_write_error:
+                    try:
+                        await self._run(self._probe_sync)
+                    except Exception:  # still failing: already logged and counted
+                        pass
                 continue
             batch, self._pending = self._pending, []
             try:
                 results = await self._run(self._commit_sync, batch)
             except Exception as exc:  # disk full, I/O error: fail these appends loudly
-                log.error("queue %s: commit failed: %s", self.path.name, exc)
+                if not isinstance(exc, StorageError):
+                    log.error("queue %s: commit failed: %r", self.path.name, exc)
                 for item in batch:
                     if not item.future.done():
                         item.future.set_exception(exc)
@@ -248,22 +409,12 @@ class DurableQueue:
             for cur in self._cursors.values():
                 cur.wakeup.set()
 
-    def _bump(self, db: sqlite3.Connection, name: str, by: int) -> None:
-        if by:
-            self.counters[name] = self.counters.get(name, 0) + by
-            db.execute(
-                "INSERT INTO counters(name, value) VALUES(?, ?) "
-                "ON CONFLICT(name) DO UPDATE SET value = value + excluded.value",
-                (name, by),
-            )
-
     def _commit_sync(self, batch: list[_PendingAppend]) -> list[AppendResult | Exception]:
-        db = self._db
-        assert db is not None
         now = time.time()
-        results: list[AppendResult | Exception] = []
-        db.execute("BEGIN IMMEDIATE")
-        try:
+
+        def commit(txn: _Txn) -> list[AppendResult | Exception]:
+            db = txn.db
+            results: list[AppendResult | Exception] = []
             for item in batch:
                 if item.key is not None:
                     row = db.execute("SELECT value FROM keys WHERE key=?", (item.key,)).fetchone()
@@ -272,21 +423,21 @@ class DurableQueue:
                         continue
                 if item.n:
                     size = len(item.data)
-                    if self.bytes_used + size > self.max_bytes:
+                    if txn.bytes_used + size > self.max_bytes:
                         if item.priority == PRIORITY_TELEMETRY:
-                            self._bump(db, "dropped_telemetry", item.n)
+                            txn.bump("dropped_telemetry", item.n)
                             results.append(AppendResult(dropped=item.n))
                             continue
-                        if not self._evict_sync(db, size):
-                            self._bump(db, "refused_security", item.n)
+                        if not self._evict_sync(txn, size):
+                            txn.bump("refused_security", item.n)
                             results.append(QueueFull(f"queue {self.path.name} is full"))
                             continue
                     db.execute(
                         "INSERT INTO chunks(priority, n, nbytes, created, data) VALUES(?,?,?,?,?)",
                         (item.priority, item.n, size, now, item.data),
                     )
-                    self.bytes_used += size
-                    self._bump(db, "appended_events", item.n)
+                    txn.bytes_used += size
+                    txn.bump("appended_events", item.n)
                 if item.key is not None:
                     db.execute(
                         "INSERT INTO keys(key, created, value) VALUES(?,?,?)",
@@ -294,29 +445,29 @@ class DurableQueue:
                     )
                 results.append(AppendResult(accepted=item.n, key_value=item.key_value))
             if now - self._last_key_prune > 60:
-                self._last_key_prune = now
                 db.execute("DELETE FROM keys WHERE created < ?", (now - self.key_ttl_seconds,))
-            db.execute("COMMIT")
-        except BaseException:
-            db.execute("ROLLBACK")
-            raise
-        return results
+            return results
 
-    def _evict_sync(self, db: sqlite3.Connection, need: int) -> bool:
+        out = self._transaction("commit", commit)
+        if now - self._last_key_prune > 60:
+            self._last_key_prune = now
+        return out
+
+    def _evict_sync(self, txn: _Txn, need: int) -> bool:
         """Delete the oldest telemetry chunks until ``need`` bytes fit."""
-        rows = db.execute(
+        rows = txn.db.execute(
             "SELECT seq, n, nbytes FROM chunks WHERE priority=? ORDER BY seq",
             (PRIORITY_TELEMETRY,),
         ).fetchall()
         freed_events = 0
         for seq, n, nbytes in rows:
-            if self.bytes_used + need <= self.max_bytes:
+            if txn.bytes_used + need <= self.max_bytes:
                 break
-            db.execute("DELETE FROM chunks WHERE seq=?", (seq,))
-            self.bytes_used -= nbytes
+            txn.db.execute("DELETE FROM chunks WHERE seq=?", (seq,))
+            txn.bytes_used -= nbytes
             freed_events += n
-        self._bump(db, "dropped_telemetry", freed_events)
-        return self.bytes_used + need <= self.max_bytes
+        txn.bump("dropped_telemetry", freed_events)
+        return txn.bytes_used + need <= self.max_bytes
 
     # -- consume ---------------------------------------------------------
     def outputs(self) -> tuple[str, ...]:
@@ -365,37 +516,42 @@ class DurableQueue:
         cur.wakeup.clear()
 
     async def ack(self, lease: Lease) -> None:
-        """Mark ``lease`` delivered; the cursor moves past it once all before it are too."""
+        """Mark ``lease`` delivered; the cursor moves past it once all before it are too.
+
+        Raises StorageError when the cursor cannot be written: the lease stays acked in
+        memory (it is not handed out again by this process) and calling ``ack`` again
+        (with this or any later lease) writes the cursor; until then the database keeps
+        the older cursor, and a restart would deliver those chunks again (at-least-once).
+        """
         cur = self._cursors[lease.output]
         lease.done = True
-        new_acked = cur.acked
         while cur.inflight and cur.inflight[0].done:
-            new_acked = cur.inflight.popleft().last
-        if new_acked != cur.acked:
-            cur.acked = new_acked
-            await self._run(self._ack_sync, lease.output, new_acked)
+            cur.acked = cur.inflight.popleft().last
+        if cur.acked > cur.durable:
+            await self._run(self._ack_sync, lease.output, cur.acked)
 
     def _ack_sync(self, output: str, acked: int) -> None:
-        db = self._db
-        assert db is not None
-        # cursor and garbage collection in one transaction: one commit (one fsync) per ack
-        db.execute("BEGIN")
-        try:
-            db.execute("UPDATE cursors SET acked=? WHERE output=?", (acked, output))
-            freed = self._gc_sync()
-            db.execute("COMMIT")
-        except BaseException:
-            db.execute("ROLLBACK")
-            raise
-        self.bytes_used -= freed
+        cur = self._cursors[output]
+        if acked <= cur.durable:  # a later ack wrote it already
+            return
 
-    def _gc_sync(self) -> int:
-        """Delete the chunks every output has acked; returns the bytes freed."""
-        db = self._db
-        assert db is not None
+        # cursor and garbage collection in one transaction: one commit (one fsync) per ack
+        def write(txn: _Txn) -> None:
+            txn.db.execute("UPDATE cursors SET acked=? WHERE output=?", (acked, output))
+            txn.bytes_used -= self._gc_sync(txn.db, self._floor(output, acked))
+
+        self._transaction("ack", write)
+        cur.durable = acked
+
+    def _floor(self, output: str | None = None, acked: int = 0) -> int:
+        """The highest seq every output has durably acked (with ``output`` at ``acked``)."""
         if not self._cursors:
             return 0
-        floor = min(c.acked for c in self._cursors.values())
+        return min(acked if name == output else c.durable for name, c in self._cursors.items())
+
+    @staticmethod
+    def _gc_sync(db: sqlite3.Connection, floor: int) -> int:
+        """Delete the chunks at or below ``floor``; returns the bytes freed."""
         freed = db.execute("SELECT COALESCE(SUM(nbytes),0) FROM chunks WHERE seq <= ?", (floor,))
         nbytes: int = freed.fetchone()[0]
         if nbytes:
@@ -403,26 +559,30 @@ class DurableQueue:
         return nbytes
 
     def release_all(self, output: str) -> None:
-        """Forget unacked leases so they are handed out again (after a send loop restarts)."""
+        """Forget unacked leases so they are handed out again (after a send loop restarts).
+
+        Memory only: it cannot fail. Leases acked but whose cursor write failed are not
+        handed out again; the next successful ack writes the cursor past them.
+        """
         cur = self._cursors[output]
         cur.inflight.clear()
         cur.read_pos = cur.acked
 
     async def dead_letter(self, output: str, lines: list[bytes], reason: str) -> None:
+        """Keep ``lines`` with ``reason``. Raises StorageError (nothing kept) on a failed write."""
         if not lines:
             return
         await self._run(self._dead_sync, output, lines, reason)
 
     def _dead_sync(self, output: str, lines: list[bytes], reason: str) -> None:
-        db = self._db
-        assert db is not None
-        db.execute("BEGIN")
-        db.execute(
-            "INSERT INTO dead(output, created, reason, data) VALUES(?,?,?,?)",
-            (output, time.time(), reason[:2000], b"\n".join(lines)),
-        )
-        self._bump(db, f"dead_letter:{output}", len(lines))
-        db.execute("COMMIT")
+        def write(txn: _Txn) -> None:
+            txn.db.execute(
+                "INSERT INTO dead(output, created, reason, data) VALUES(?,?,?,?)",
+                (output, time.time(), reason[:2000], b"\n".join(lines)),
+            )
+            txn.bump(f"dead_letter:{output}", len(lines))
+
+        self._transaction("dead-letter", write)
 
     async def dead_letters(self, output: str | None = None,
                            limit: int = 100) -> list[dict[str, Any]]:
@@ -455,7 +615,7 @@ class DurableQueue:
             for name, cur in self._cursors.items():
                 n, chunks, oldest = db.execute(
                     "SELECT COALESCE(SUM(n),0), COUNT(*), MIN(created) FROM chunks WHERE seq > ?",
-                    (cur.acked,),
+                    (cur.durable,),
                 ).fetchone()
                 out[name] = OutputStats(n, chunks, (now - oldest) if oldest else 0.0)
             return out

@@ -169,6 +169,8 @@ async def test_mapping_conflict_goes_to_deadletter_with_reason(es_url: str) -> N
         lines = [orjson.dumps(good), orjson.dumps(bad), b"{broken json"]
         result = await out.send(Batch("b", lines))
         assert result.retry == [] and result.dead == []
+        # the delivery loop counts these two dead-lettered, not delivered
+        assert sorted(result.dead_lettered) == [1, 2]
         assert out.health.counts["delivered"] == 1
         assert out.health.counts["dead_lettered"] == 2
         dl = out.config.deadletter_stream
@@ -185,7 +187,7 @@ async def test_mapping_conflict_goes_to_deadletter_with_reason(es_url: str) -> N
         assert any("not valid JSON" in r["error"]["message"] for r in by_id.values())
         # the same batch again: nothing new, no duplicates anywhere
         again = await out.send(Batch("b", lines))
-        assert again.retry == [] and again.dead == []
+        assert again.retry == [] and again.dead == [] and sorted(again.dead_lettered) == [1, 2]
         assert out.health.counts["duplicate"] == 3
         assert (await out.client.count(index=dl))["count"] == 2
     finally:

@@ -110,3 +110,45 @@ async def test_per_item_429s_and_node_restart_lose_and_duplicate_nothing(
     assert counts["dead_lettered"] == counts["dead_letter_failed"] == 0
     assert counts["delivered"] + counts["duplicate"] >= len(generated)
     assert counts["delivered"] <= len(generated)
+
+
+async def test_delivery_resumes_when_the_node_is_back_not_when_its_timer_ends(
+    es_node_factory, tmp_path: Path
+) -> None:
+    """The node stops and comes back; the loop's backoff is far longer than the deadline:
+    only the output's probe (cluster health during the backoff) can make the drain finish."""
+    node = es_node_factory()
+    port = node.url.rsplit(":", 1)[1]
+    queue = DurableQueue(tmp_path / "spool.db", outputs=("elasticsearch",), synchronous="NORMAL")
+    await queue.open()
+    output = ElasticsearchOutput(load({"hosts": [node.url], "request_timeout": 10}, "test"))
+    loop = DeliveryLoop(queue, output, DeliveryConfig(batch_events=100, concurrency=2,
+                                                      backoff_initial=1800, backoff_max=3600,
+                                                      probe_interval=1.0))
+    generated: set[str] = set()
+
+    async def produce(n: int, start: int) -> None:
+        for k in range(0, n, 100):
+            events = _events(100, start + k)
+            generated.update(e["event"]["id"] for e in events)
+            await queue.append([orjson.dumps(e) for e in events], PRIORITY_SECURITY)
+
+    await loop.start()
+    try:
+        await produce(500, 0)
+        assert await loop.flush(timeout=120)
+        await _run(str(STOP), "--data", str(node.home))
+        await produce(1000, 500)
+        # a send failed: the loop now sleeps its backoff (at least 900 s)
+        assert await wait_for(lambda: loop.stats.send_errors > 0, timeout=60)
+        assert not loop.stats.up
+        await _run(str(START), "--port", port, "--data", str(node.home), "--wait-for-status",
+                   "yellow", busy_retry=120)
+        assert await loop.flush(timeout=120), "delivery waited out its timer"
+        assert loop.stats.up
+        ids = await _all_ids(output)
+    finally:
+        await loop.stop()
+        await queue.close()
+    assert len(ids) == len(set(ids)), "duplicates in Elasticsearch"
+    assert set(ids) == generated

@@ -13,6 +13,13 @@ TransientError (the spool keeps the backlog and the loop retries); a 413 (the
 request is larger than ``http.max_content_length``) splits the request into
 halves, again and again, and an event too large on its own is dead-lettered
 with that reason. Nothing the client raises leaves this module as is.
+
+For the delivery loop's generic counters, lines this output wrote to its
+dead-letter stream are reported in ``SendResult.dead_lettered`` (counted
+dead-lettered, not delivered). During a backoff the loop calls ``probe``: after a
+failure without an HTTP answer (or a 5xx), it asks the cluster's health with a
+short timeout and says "retry now" as soon as the cluster is yellow or green, so
+the backlog drains when Elasticsearch returns instead of when the timer ends.
 """
 
 from __future__ import annotations
@@ -28,7 +35,7 @@ from elasticsearch import ApiError, AsyncElasticsearch
 from elasticsearch.serializer import OrjsonSerializer
 from prometheus_client import CollectorRegistry
 
-from shipper.output import Batch, PermanentError, SendResult, TransientError
+from shipper.output import Batch, PermanentError, Probed, SendResult, TransientError
 from shipper.outputs.elasticsearch import templates, transport_log
 from shipper.outputs.elasticsearch.config import ElasticsearchConfig
 from shipper.outputs.elasticsearch.encoder import (
@@ -82,7 +89,13 @@ def make_client(config: ElasticsearchConfig) -> AsyncElasticsearch:
     return AsyncElasticsearch(**kwargs)
 
 
-class ElasticsearchOutput:
+# Whole-request failures after which a healthy cluster does not mean "retry now": the
+# cluster answered and refused (overloaded, credentials): the backoff is honoured.
+_NO_EARLY_RETRY = frozenset({401, 403, 429})
+_PROBE_TIMEOUT = 2.0
+
+
+class ElasticsearchOutput(Probed):
     """An ``Output`` for the shipper delivery loop (see shipper.output)."""
 
     def __init__(
@@ -100,6 +113,8 @@ class ElasticsearchOutput:
         self._client = client
         self._started = False
         self._start_lock = asyncio.Lock()
+        # HTTP status of the last failed request (None: no answer at all)
+        self._last_failure: int | None = None
 
     @property
     def client(self) -> AsyncElasticsearch:
@@ -130,6 +145,7 @@ class ElasticsearchOutput:
                 await templates.install(self.client, self.config)
                 self.health.templates_installed = True
         except (ApiError, TransportError) as exc:
+            self._last_failure = exc.meta.status if isinstance(exc, ApiError) else None
             message = f"start: {describe(exc)}"
             self.health.error(message)
             raise TransientError(message) from None
@@ -141,6 +157,23 @@ class ElasticsearchOutput:
         if self._client is not None:
             await self._client.close()
 
+    async def probe(self) -> bool:
+        """True when the cluster answers again with status yellow or green (see Probed).
+
+        Only after a failure without an answer or a 5xx: after a 429, 401 or 403 the
+        cluster answered and refused, and the delivery loop's backoff is kept.
+        """
+        if self._last_failure in _NO_EARLY_RETRY:
+            return False
+        try:
+            client = self.client.options(request_timeout=_PROBE_TIMEOUT, max_retries=0)
+            resp = await client.cluster.health(timeout=f"{_PROBE_TIMEOUT:g}s")
+            status = str(resp.get("status", "unknown"))
+        except Exception:
+            return False
+        self.health.cluster_status = status
+        return status in ("green", "yellow")
+
     # -- one bulk request --------------------------------------------------
     async def _request(self, body: bytes) -> BulkReply:
         """Send one bulk body; every outcome, failures included, comes back as a BulkReply."""
@@ -151,12 +184,14 @@ class ElasticsearchOutput:
                                           filter_path=FILTER_PATH)
         except ApiError as exc:
             status = exc.meta.status
+            self._last_failure = status
             err = exc.body.get("error") if isinstance(exc.body, dict) else None
             reply = BulkReply(status, error=describe(exc),
                               error_type=err.get("type") if isinstance(err, dict) else None,
                               retry_after=retry_after(exc.meta.headers))
             self.metrics.requests.labels(f"http_{status}").inc()
         except TransportError as exc:  # no HTTP answer: refused, reset, timeout, TLS
+            self._last_failure = None
             reply = BulkReply(None, error=describe(exc))
             self.metrics.requests.labels(
                 "connection_error" if isinstance(exc, TransportConnectionError | ConnectionTimeout)
@@ -254,8 +289,10 @@ class ElasticsearchOutput:
             action = classify(ans.status, ans.error_type)
             if action is Action.DELIVERED:
                 tally["dead_lettered", ds] += 1
+                result.dead_lettered.append(rej.index)
             elif action is Action.DUPLICATE:  # dead-lettered by an earlier attempt of this batch
                 tally["duplicate", ds] += 1
+                result.dead_lettered.append(rej.index)
             elif action is Action.RETRY:
                 tally["retried", ds] += 1
                 result.retry.append(rej.index)

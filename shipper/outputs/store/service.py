@@ -1,8 +1,16 @@
-"""Writer side of the embedded store (an Output for the delivery loop)."""
+"""Writer side of the embedded store (an Output for the delivery loop).
+
+A write that fails (disk full, I/O error) is rolled back and raised as a
+TransientError: the delivery loop keeps the batch in the spool and retries it.
+``probe`` (see shipper.output.Probed) says the retry is worth trying now as soon
+as the filesystem has room again, so the store catches up within seconds.
+"""
 
 from __future__ import annotations
 
 import asyncio
+import logging
+import os
 import sqlite3
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -15,8 +23,13 @@ import orjson
 
 from canhgac.config import Duration, load_section
 from canhgac.sqlite import connect as sqlite_connect
-from shipper.output import Batch, BuildContext, SendResult
+from shipper.output import Batch, BuildContext, Probed, SendResult, TransientError
 from shipper.outputs.store.schema import SCHEMA
+
+log = logging.getLogger(__name__)
+
+# free bytes on the store's filesystem that make a retry after a failed write worth it now
+_ROOM_AGAIN = 256 * 1024
 
 
 @dataclass
@@ -43,7 +56,7 @@ def _row(line: bytes) -> tuple[Any, ...]:
     )
 
 
-class StoreOutput:
+class StoreOutput(Probed):
     name = "store"
 
     def __init__(self, config: StoreConfig, path: Path) -> None:
@@ -54,6 +67,7 @@ class StoreOutput:
         self._last_prune = 0.0
         self.stored = 0
         self.duplicates = 0
+        self._write_failed = False
 
     async def start(self) -> None:
         if self._executor is None:
@@ -66,8 +80,23 @@ class StoreOutput:
         return await asyncio.get_running_loop().run_in_executor(self._executor, fn, *args)
 
     async def send(self, batch: Batch) -> SendResult:
-        result: SendResult = await self._run(self._write, batch.lines)
+        try:
+            result: SendResult = await self._run(self._write, batch.lines)
+        except sqlite3.Error as exc:
+            self._write_failed = True
+            raise TransientError(f"store {self.path.name}: write failed, retried: {exc}") from None
+        self._write_failed = False
         return result
+
+    async def probe(self) -> bool:
+        """After a failed write: True once the store's filesystem has room again."""
+        if not self._write_failed:
+            return False
+        try:
+            st = os.statvfs(self.path.parent)
+        except OSError:
+            return False
+        return st.f_bavail * st.f_frsize >= _ROOM_AGAIN
 
     def _write(self, lines: list[bytes]) -> SendResult:
         db = self._db
@@ -78,19 +107,32 @@ class StoreOutput:
                 rows.append(_row(line))
             except (orjson.JSONDecodeError, KeyError, TypeError, ValueError, AttributeError) as exc:
                 dead.append((i, f"store: unusable event: {exc!r}"[:500]))
-        db.execute("BEGIN")
-        before = db.total_changes
-        db.executemany(
-            "INSERT OR IGNORE INTO events(id, ts, dataset, kind, system_id, unit, doc) "
-            "VALUES(?,?,?,?,?,?,?)",
-            rows,
-        )
-        inserted = db.total_changes - before
         now = time.time()
-        if now - self._last_prune > 300:
+        prune = now - self._last_prune > 300
+        try:
+            if db.in_transaction:  # left open by a ROLLBACK that failed
+                db.execute("ROLLBACK")
+            db.execute("BEGIN")
+            before = db.total_changes
+            db.executemany(
+                "INSERT OR IGNORE INTO events(id, ts, dataset, kind, system_id, unit, doc) "
+                "VALUES(?,?,?,?,?,?,?)",
+                rows,
+            )
+            inserted = db.total_changes - before
+            if prune:
+                db.execute("DELETE FROM events WHERE ts < ?",
+                           (int((now - self.config.retention) * 1000),))
+            db.execute("COMMIT")
+        except BaseException:
+            if db.in_transaction:  # SQLite may have rolled back by itself (disk full)
+                try:
+                    db.execute("ROLLBACK")
+                except sqlite3.Error as rb:  # never hides the first error
+                    log.warning("store %s: ROLLBACK failed too: %s", self.path.name, rb)
+            raise
+        if prune:
             self._last_prune = now
-            db.execute("DELETE FROM events WHERE ts < ?", (int((now - self.config.retention) * 1000),))
-        db.execute("COMMIT")
         self.stored += inserted
         self.duplicates += len(rows) - inserted
         return SendResult(dead=dead)
