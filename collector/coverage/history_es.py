@@ -33,7 +33,7 @@ def stream_name(config: ElasticsearchConfig) -> str:
 
 def template(config: ElasticsearchConfig, retention_days: int) -> dict[str, Any]:
     kw = {"type": "keyword", "ignore_above": 1024}
-    ratio = {"type": "scaled_float", "scaling_factor": 10000}
+    ratio = {"type": "float"}
     settings: dict[str, Any] = {"codec": "best_compression"}
     if config.replicas is not None:
         settings["number_of_replicas"] = config.replicas
