@@ -13,6 +13,7 @@ streams' retention is.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from typing import Any
 
@@ -126,7 +127,8 @@ class EsHistory:
         """Thread-safe: called by the history writer after a write."""
         loop = self._loop
         if loop is not None and not loop.is_closed():
-            loop.call_soon_threadsafe(self._wake.set)
+            with contextlib.suppress(RuntimeError):  # the loop closed meanwhile
+                loop.call_soon_threadsafe(self._wake.set)
 
     async def install(self) -> None:
         days = int(float(self.store.cfg.history_retention) // 86400)
@@ -155,6 +157,12 @@ class EsHistory:
                 result = next(iter(item.values()))
                 status = int(result.get("status", 0))
                 if 200 <= status < 300 or status == 409:
+                    done.append(key)
+                elif 400 <= status < 500 and status != 429:
+                    # refused for good: retrying would block every later snapshot; the row
+                    # stays in history.db
+                    log.error("elasticsearch refused coverage snapshot %s: %s %s",
+                              doc_id(_snap), status, result.get("error"))
                     done.append(key)
                 else:
                     failed = f"{status}: {result.get('error')}"
@@ -193,6 +201,8 @@ class EsHistory:
     async def stop(self) -> None:
         from canhgac.tasks import cancel_and_wait
 
+        if self.wake in self.store.on_written:
+            self.store.on_written.remove(self.wake)
         if self._task is not None:
             await cancel_and_wait([self._task])
             self._task = None
