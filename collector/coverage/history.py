@@ -211,9 +211,9 @@ class HistoryStore:
 
     # -- state -----------------------------------------------------------------------
     def _load_last(self) -> None:
-        if self._loaded:
-            return
         with self._rlock:
+            if self._loaded:  # start() and a first report may both get here
+                return
             labels = {i: t for t, i in self._labels.items()}
             for key, sid in self._systems.items():
                 row = self._read.execute(
@@ -221,7 +221,7 @@ class HistoryStore:
                     (sid,)).fetchone()
                 if row is not None:
                     self._last[key] = self._snap(row, key, labels)
-        self._loaded = True
+            self._loaded = True
 
     def _snap(self, row: Sequence[Any], key: str, labels: dict[int, str]) -> Snapshot:
         _sys, day, seq, at, reason, unit, level, status, flags, l1, l2, l3, l4 = row

@@ -295,3 +295,22 @@ def test_cli_refuses_bad_input_before_asking(capsys) -> None:  # type: ignore[no
         with pytest.raises(UserError, match=fragment) as exc:
             run(argparse.Namespace(**{**base, **over}))
         assert exc.value.exit_code == 2
+
+
+def test_es_document_and_template(tmp_path: Path) -> None:
+    from collector.coverage.history_es import doc_id, document, stream_name, template
+    from shipper.outputs.elasticsearch.config import load
+
+    h = store(tmp_path)
+    h.on_report(rep(systems(), DAY1, up=2))
+    snap = next(s for s in h.at(dt.date(2025, 6, 1)) if s.system == "cong-ttdt")
+    assert doc_id(snap) == "cong-ttdt.2025-06-01.0"
+    doc = document(snap)
+    assert doc["canhgac"]["unit"]["name"] == STTTT
+    assert doc["canhgac"]["coverage"]["layers"]["monitoring"] == {"ratio": 0.6667,
+                                                                  "state": "partial"}
+    assert doc["canhgac"]["coverage"]["obligations"]["plan_deployed"] is True
+    cfg = load({"namespace": "hue"}, "t")
+    assert stream_name(cfg) == "canhgac-coverage-history-hue"
+    assert template(cfg, 1096)["template"]["lifecycle"] == {"data_retention": "1096d"}
+    h.close()
