@@ -80,6 +80,8 @@ def run(args: argparse.Namespace) -> int:
         sys.stdout.buffer.write(orjson.dumps(data, option=orjson.OPT_INDENT_2) + b"\n")
     else:
         print(render(data, colour=use_colour(args.color)))
-        if args.at and data.get("history_from") and not data["systems"]:
-            print(f"(lịch sử bắt đầu từ / history starts on {data['history_from']})")
+        if args.at and not data["systems"]:
+            start = data.get("history_from") or "—"
+            print(f"(không có ảnh chụp đến ngày {args.at} / no snapshot on or before {args.at}; "
+                  f"lịch sử bắt đầu / history starts: {start})")
     return 0

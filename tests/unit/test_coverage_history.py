@@ -314,3 +314,21 @@ def test_es_document_and_template(tmp_path: Path) -> None:
     assert stream_name(cfg) == "canhgac-coverage-history-hue"
     assert template(cfg, 1096)["template"]["lifecycle"] == {"data_retention": "1096d"}
     h.close()
+
+
+def test_a_full_writer_queue_postpones_a_change_never_loses_it(tmp_path: Path) -> None:
+    import threading
+
+    holder = systems()
+    h = store(tmp_path, queue_size=1)
+    h.on_report(rep(holder, DAY1, up=2))  # written here (no writer thread yet)
+    h._thread = threading.Thread(target=lambda: None)  # a writer that is stuck
+    h.on_report(rep(holder, DAY1 + 60, up=3))  # queued (the queue holds one batch)
+    h.on_report(rep(holder, DAY1 + 120, up=0))  # queue full: postponed
+    assert h.skipped == 1
+    h._write(h._queue.get_nowait())  # the writer catches up
+    h._thread = None
+    h.on_report(rep(holder, DAY1 + 180, up=0))  # the postponed change, at the next report
+    trend = h.trend("cong-ttdt", dt.date(2025, 6, 1), dt.date(2025, 6, 1))
+    assert [s.states[1] for s in trend] == ["partial", "full", "none"]
+    h.close()
