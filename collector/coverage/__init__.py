@@ -2,7 +2,11 @@
 
 ``setup(ctx)`` validates ``coverage:`` of collector.yaml, starts the inventory
 watcher (file polling + SIGHUP), registers the coverage and certificate
-collectors on ``ctx.registry`` and adds ``GET /v1/coverage``. It reads the ports
+collectors on ``ctx.registry`` and adds ``GET /v1/coverage``. With
+``coverage.history`` (the default) it also keeps the history (``history.py``:
+snapshots in ``<state_dir>/history.db``, and in Elasticsearch when that output is
+configured, ``history_es.py``) and serves it (``history_api.py``:
+``GET /v1/coverage?at=DAY``, ``GET /v1/coverage/history``). It reads the ports
 ``agents``, ``presence``, ``alerts`` (acknowledgement times), ``national_link``
 and ``access``; a missing provider lowers a layer with a reason.
 """
@@ -17,6 +21,8 @@ from aiohttp import web
 
 from canhgac.text import nfc
 from collector.coverage.config import CoverageConfig, load_coverage_config
+from collector.coverage.history import HistoryStore
+from collector.coverage.history_api import HistoryAPI
 from collector.coverage.metrics import CertificateCollector, CoverageCollector
 from collector.coverage.service import CoverageService
 from collector.inventory import InventoryWatcher
@@ -24,7 +30,7 @@ from collector.inventory import InventoryWatcher
 if TYPE_CHECKING:
     from collector.context import CollectorContext
 
-__all__ = ["CoverageConfig", "CoverageService", "setup"]
+__all__ = ["CoverageConfig", "CoverageService", "HistoryStore", "setup"]
 
 
 def setup(ctx: CollectorContext) -> None:
@@ -34,28 +40,52 @@ def setup(ctx: CollectorContext) -> None:
                               alerts=ports.alerts, link=ports.national_link)
     ctx.registry.register(CoverageCollector(service, ctx.inventory))
     ctx.registry.register(CertificateCollector(_certificates(ctx)))
+    if ctx.inventory.path is None and ctx.config.inventory is not None:
+        ctx.inventory.path = Path(ctx.config.inventory)
+    ctx.add_startable(InventoryWatcher(ctx.inventory))
+    ctx.add_startable(service)
+    # After the service: started once it runs, stopped (drained) after its refresher stops.
+    history = _history(ctx, cfg, service) if cfg.history else None
 
     async def get_coverage(request: web.Request) -> web.Response:
+        if "at" in request.query:
+            if history is None:
+                return web.Response(status=400, content_type="application/json",
+                                    body=orjson.dumps({"error": "coverage history is disabled "
+                                                       "(coverage.history: false)"}))
+            return await history.at(request, request.query["at"])
         access = ports.access
         if access is None:
             raise web.HTTPForbidden(text="coverage API needs collector.alerts for access control\n")
         who = await access.principal(request)
         report = service.report()
         unit = nfc(request.query.get("unit") or "")
-        if who.scope is not None or unit:
+        system = request.query.get("system") or ""
+        if who.scope is not None or unit or system:
             # An operator sees only the systems in scope, and totals over those alone.
             report = report.restricted(lambda s: who.allows(s.id, s.unit)
-                                       and (not unit or s.unit == unit))
+                                       and (not unit or s.unit == unit)
+                                       and (not system or s.id == system))
         return web.Response(body=orjson.dumps(report.to_dict()), content_type="application/json")
 
     ctx.app.add_routes([web.get("/v1/coverage", get_coverage)])
+    if history is not None:
+        ctx.app.add_routes([web.get("/v1/coverage/history", history.history)])
 
-    if ctx.inventory.path is None and ctx.config.inventory is not None:
-        ctx.inventory.path = Path(ctx.config.inventory)
-    watcher = InventoryWatcher(ctx.inventory)
 
-    ctx.add_startable(watcher)
-    ctx.add_startable(service)
+def _history(ctx: CollectorContext, cfg: CoverageConfig, service: CoverageService) -> HistoryAPI:
+    """The history store, fed by the service's reports; Elasticsearch too if configured."""
+    es = ctx.outputs.elasticsearch
+    store = HistoryStore(ctx.state_dir / "history.db", cfg, report=lambda: service.report(0.0),
+                         clock=service.clock, es_enabled=es is not None)
+    service.listeners.append(store.on_report)
+    ctx.add_closer(store.close)  # registered first: closed after both have stopped
+    ctx.add_startable(store)
+    if es is not None:
+        from collector.coverage.history_es import EsHistory
+
+        ctx.add_startable(EsHistory(store, es.config))
+    return HistoryAPI(store, ctx.inventory, ctx.ports.access)
 
 
 def _certificates(ctx: CollectorContext) -> dict[str, Path]:

@@ -1,6 +1,7 @@
-"""`canhgac coverage [--unit U] [--format table|json]`.
+"""`canhgac coverage [--unit U] [--at DAY] [--system S [--since 1y]] [--format table|json]`.
 
-Reads ``GET /v1/coverage`` from the running collector (see
+Reads ``GET /v1/coverage`` (live, or ``?at=DAY`` from history) and
+``GET /v1/coverage/history`` (``--since``) from the running collector (see
 collector/alerts/client.py for why the API and not the state files).
 """
 
@@ -18,6 +19,13 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
 
     p = sub.add_parser("coverage", help="4-layer coverage and level obligations per system")
     p.add_argument("--unit", default=None, help="only this owner unit (exact name)")
+    p.add_argument("--system", default=None, help="only this system (inventory id)")
+    p.add_argument("--at", default=None, metavar="DAY",
+                   help="as history knew it at the end of DAY (YYYY-MM-DD or dd/mm/yyyy)")
+    p.add_argument("--since", default=None, metavar="PERIOD",
+                   help="with --system: its trend since PERIOD (30d, 12w, 1y) or a date")
+    p.add_argument("--every", choices=["change", "day"], default="change",
+                   help="with --since: a line per change (default) or per daily snapshot")
     p.add_argument("--format", choices=["table", "json"], default="table")
     p.add_argument("--color", choices=["auto", "always", "never"], default="auto")
     add_connection_args(p)
@@ -35,16 +43,45 @@ def run(args: argparse.Namespace) -> int:
 
     from canhgac.errors import UserError
     from collector.alerts.client import Client
-    from collector.coverage.render import render
+    from collector.coverage.render import render, render_trend
+    from collector.inventory import parse_date
 
     if args.unit:
         args.unit = nfc(args.unit)  # the same unit however its diacritics were typed
-    data = Client.from_args(args).request("GET", "/v1/coverage", {"unit": args.unit})
+    if args.since is not None and not args.system:
+        raise UserError("--since shows one system's trend: add --system ID")
+    if args.since is not None and args.at is not None:
+        raise UserError("--at and --since do not go together (--at: one day, all systems; "
+                        "--since: one system over time)")
+    if args.at is not None:
+        try:
+            parse_date(args.at)
+        except ValueError:
+            raise UserError(f"--at: not a date: {args.at!r} (use YYYY-MM-DD or dd/mm/yyyy, "
+                            "e.g. 2025-06-30 or 30/06/2025)") from None
+    client = Client.from_args(args)
+    if args.since is not None:
+        data = client.request("GET", "/v1/coverage/history",
+                              {"system": args.system, "since": args.since, "every": args.every})
+        if args.format == "json":
+            sys.stdout.buffer.write(orjson.dumps(data, option=orjson.OPT_INDENT_2) + b"\n")
+        else:
+            print(render_trend(data, colour=use_colour(args.color)))
+        return 0
+    data = client.request("GET", "/v1/coverage", {"unit": args.unit, "at": args.at,
+                                                  "system": args.system})
     if args.unit and not data["systems"]:
         raise UserError(f"no systems of unit {args.unit!r} (check the exact name, diacritics "
                         "included: canhgac inventory show)")
+    if args.system and not data["systems"]:
+        when = f" on {args.at}" if args.at else ""
+        raise UserError(f"unknown system {args.system!r}{when} (see canhgac inventory show)")
     if args.format == "json":
         sys.stdout.buffer.write(orjson.dumps(data, option=orjson.OPT_INDENT_2) + b"\n")
     else:
         print(render(data, colour=use_colour(args.color)))
+        if args.at and not data["systems"]:
+            start = data.get("history_from") or "—"
+            print(f"(không có ảnh chụp đến ngày {args.at} / no snapshot on or before {args.at}; "
+                  f"lịch sử bắt đầu / history starts: {start})")
     return 0

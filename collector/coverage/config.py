@@ -47,6 +47,10 @@ class CoverageConfig:
     # A scrape reuses a report this young (scrapes from two Prometheus servers,
     # the dashboard and the CLI must not each recompute it).
     cache_ttl: Duration = Duration(5)
+    # History (docs/coverage.md, "History"): daily and on-change snapshots in history.db
+    # (and Elasticsearch when an output is configured), kept this long.
+    history: bool = True
+    history_retention: Duration = Duration(1096 * DAY)  # 3 years, a leap day included
 
     def validate(self) -> tuple[str, str] | None:
         if self.offline_after is not None:
@@ -57,6 +61,8 @@ class CoverageConfig:
                 parse_date(getattr(self, key))
             except ValueError:
                 return (key, f"not a date: {getattr(self, key)!r} (use YYYY-MM-DD)")
+        if float(self.history_retention) < DAY:
+            return ("history_retention", "at least 1d (the default keeps 3 years: 1096d)")
         for level in self.ack_sla:
             if level not in LEVELS:
                 return (f"ack_sla.{level}", "unknown level (levels are 1 to 5)")

@@ -73,6 +73,8 @@ def render(data: dict[str, Any], colour: bool = False, tz_hours: int = 7) -> str
     lines = []
     when = dt.datetime.fromtimestamp(data["generated_at"], dt.timezone(dt.timedelta(hours=tz_hours)))
     title = "Bao phủ 4 lớp / 4-layer coverage"
+    if data.get("at"):
+        title = f"Bao phủ 4 lớp ngày / coverage on {data['at']}"
     if data.get("province"):
         title += f" — {data['province']}"
     stamp = when.strftime("%Y-%m-%d %H:%M") + f" UTC{tz_hours:+d}"
@@ -115,3 +117,63 @@ def _rollup_line(label: str, r: dict[str, Any], paint: Painter) -> str:
     tail = f"{r['approved']}/{r['systems']} appr."
     count = f"{r['systems']} systems"
     return f"{_fit(label, 14)} {_fit(count, 20)} {'':>3} {cells} {tail}"
+
+
+REASON_TEXT = {"daily": "hằng ngày/daily", "start": "khởi động/start", "change": "thay đổi/change",
+               "new": "mới/new"}
+
+
+def render_trend(data: dict[str, Any], colour: bool = False) -> str:
+    """``canhgac coverage --system S --since 1y``: one line per change (or per day)."""
+    paint = Painter(colour)
+    s = data["system"]
+    title = f"Lịch sử bao phủ / coverage history — {s['id']} {s.get('name') or ''}".rstrip()
+    lines = [paint(_fit(title, WIDTH).rstrip(), BOLD),
+             f"{s.get('unit') or ''}  cấp/level {s.get('level') or '?'}  "
+             f"{data['since']} → {data['until']}"]
+    entries = data["entries"]
+    if not entries:
+        lines.append("")
+        lines.append("(chưa có ảnh chụp trong khoảng này / no snapshot in this period)")
+        return "\n".join(lines)
+    rows: list[list[object]] = [["ngày/date", "L1", "L2", "L3", "L4", "duyệt", "p.án",
+                                 "trạng thái/status", "thay đổi/changed"]]
+    colours: list[list[str]] = []
+    for e in entries:
+        ap, ap_c = approval_cell(e) if e["status"] != "removed" else ("-", DIM)
+        pl, pl_c = plan_cell(e) if e["status"] != "removed" else ("-", DIM)
+        cells: list[object] = [e["day"] + (f"#{e['seq']}" if e["seq"] else "")]
+        cells += [f"{round(e['layers'][layer] * 100)}%" for layer in LAYERS]
+        cells += [ap, pl, e["status"], ", ".join(e.get("changed") or []) or
+                  REASON_TEXT.get(e["reason"], e["reason"])]
+        rows.append(cells)
+        colours.append([""] + [_ratio_colour(e["layers"][layer]) for layer in LAYERS]
+                       + [ap_c, pl_c, "", DIM])
+    from canhgac.table import render as table
+
+    text = table(rows, max_widths=[13, 5, 5, 5, 5, 8, 8, 18, 30]).split("\n")
+    lines.append("")
+    lines.append(paint(text[0], DIM))
+    for line, row, cols in zip(text[1:], rows[1:], colours, strict=True):
+        lines.append(_paint_cells(line, [str(c) for c in row], cols, paint))
+    lines.append(paint("L1 tại chỗ/on-site  L2 giám sát/SOC  L3 đánh giá/assessment  "
+                       "L4 quốc gia/NCSC", DIM))
+    return "\n".join(lines)
+
+
+def _ratio_colour(value: float) -> str:
+    return GREEN if value >= 1 else YELLOW if value >= 0.5 else RED
+
+
+def _paint_cells(line: str, cells: list[str], colours: list[str], paint: Painter) -> str:
+    """Colour each cell of an already aligned line (alignment is computed without escapes)."""
+    if not paint.colour:
+        return line
+    out, pos = "", 0
+    for cell, code in zip(cells, colours, strict=False):
+        i = line.find(cell, pos) if cell else -1
+        if i < 0:
+            continue
+        out += line[pos:i] + paint(cell, code)
+        pos = i + len(cell)
+    return out + line[pos:]
