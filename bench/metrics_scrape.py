@@ -38,6 +38,7 @@ from collector.alerts.store import AlertStore
 from collector.coverage.config import CoverageConfig
 from collector.coverage.metrics import CoverageCollector
 from collector.coverage.service import CoverageService
+from collector.fleet import Presence
 from collector.inventory import InventoryHolder, parse_inventory
 
 PROBES = ("host_metrics", "session", "auth_log", "file_integrity", "network_sensor")
@@ -178,8 +179,8 @@ def main() -> None:
               f"{os.cpu_count()} CPUs")
         cfg = CoverageConfig()
         cfg.cache_ttl = 0.0  # type: ignore[assignment]
-        service = CoverageService(holder, cfg, services={"agents": Agents(agents), "alerts": store},
-                                  heartbeat_interval=30)
+        service = CoverageService(holder, cfg, agents=Agents(agents), alerts=store,
+                                  presence=Presence(90))
         computes, computes_cpu = [], []
         for _ in range(10):
             t, c = time.perf_counter(), time.thread_time()
@@ -195,8 +196,8 @@ def main() -> None:
         print(f"     cold: server CPU      {fmt(cpu)}")
 
         cfg = CoverageConfig()  # default cache_ttl (5 s) with the background refresher
-        service = CoverageService(holder, cfg, services={"agents": Agents(agents), "alerts": store},
-                                  heartbeat_interval=30)
+        service = CoverageService(holder, cfg, agents=Agents(agents), alerts=store,
+                                  presence=Presence(90))
         registry = CollectorRegistry()
         registry.register(CoverageCollector(service, holder))
         generate_latest(registry)

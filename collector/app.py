@@ -120,6 +120,9 @@ def build_context(
         spool = ctx.spool
         if spool is None:
             return web.json_response({"status": "starting"}, status=503)
+        if not spool.writable():
+            return web.json_response({"status": f"spool not writable: {spool.last_write_error}"},
+                                     status=503)
         if spool.fill_ratio() >= config.limits.high_water:
             return web.json_response({"status": "spool above high-water mark"}, status=503)
         return web.json_response({"status": "ready"})
@@ -236,6 +239,13 @@ def _tune_gc(on: bool) -> None:
         _GC_DEFAULT.clear()
 
 
+def _write_atomically(path: Path, data: bytes) -> None:
+    """Readers (``canhgac up``, tests, benches) never see half a file."""
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_bytes(data)
+    os.replace(tmp, path)
+
+
 def ensure_tls(config: CollectorConfig) -> tuple[ssl.SSLContext | None, Path | None]:
     """The server TLS context; generates a local CA + cert when none is configured."""
     tls = config.tls
@@ -291,10 +301,10 @@ async def serve(
     log.info("collector listening on %s://%s:%s (state %s%s)", scheme, config.listen.host, port,
              ctx.state_dir, f", CA {ca_path}" if ca_path else "")
     host = "127.0.0.1" if config.listen.host in ("0.0.0.0", "") else config.listen.host
-    (ctx.state_dir / "collector.json").write_text(orjson.dumps({
+    _write_atomically(ctx.state_dir / "collector.json", orjson.dumps({
         "url": f"{scheme}://{host}:{port}", "ca": str(ca_path) if ca_path else None,
         "pid": os.getpid(),
-    }).decode())
+    }))
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):

@@ -27,7 +27,7 @@ from collector.enrich import Enricher
 from collector.ingest_workers import BatchJob, IngestWorkers, Refused, default_workers
 from collector.metrics import IngestMetrics
 from collector.validate import Limits
-from shipper.queue import QueueFull
+from shipper.queue import QueueFull, StorageError
 
 if TYPE_CHECKING:
     from collector.context import CollectorContext
@@ -151,6 +151,9 @@ class Ingest:
         assert self.ctx.spool is not None
         try:
             result = await self.ctx.spool.append(out, prio, key=key, key_value=orjson.dumps(ack))
+        except StorageError:  # disk full or I/O error: nothing of the batch was kept
+            return json_error(503, "collector spool cannot be written (disk full or I/O error); "
+                              "retry later", {"Retry-After": "10"})
         except QueueFull:
             return json_error(503, "collector spool is full; retry later", {"Retry-After": "10"})
         if result.duplicate:

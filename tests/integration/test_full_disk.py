@@ -114,7 +114,6 @@ async def test_full_state_disk_loses_nothing_and_delivery_resumes(small_fs: Path
         await runner.cleanup()
 
 
-@pytest.mark.skip(reason="needs the lead's /readyz wiring: 503 while not spool.writable()")
 async def test_readyz_is_503_while_the_spool_cannot_be_written(small_fs: Path) -> None:
     running, runner = await start_collector(small_fs)
     try:
@@ -134,5 +133,29 @@ async def test_readyz_is_503_while_the_spool_cannot_be_written(small_fs: Path) -
             assert await wait_for(spool.writable, 10)  # the spool's own probe write
             async with s.get(f"{running.url}/readyz") as r:
                 assert r.status == 200
+    finally:
+        await runner.cleanup()
+
+
+async def test_an_io_error_on_the_spool_is_a_503_not_a_500(tmp_path: Path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    """Issue 12 finding: a spool write failure surfaced as 500 with a traceback."""
+    from shipper.queue import StorageError
+
+    running, runner = await start_collector(tmp_path)
+    try:
+        assert running.ctx.spool is not None
+
+        async def broken(*_a: object, **_k: object) -> None:
+            raise StorageError(5, "simulated I/O error writing spool.db")
+
+        monkeypatch.setattr(running.ctx.spool, "append", broken)
+        conn = aiohttp.TCPConnector(ssl=client_context(running.ca))
+        async with aiohttp.ClientSession(connector=conn) as s:
+            token = await running.enroll(s)
+            async with s.post(f"{running.url}/v1/events", data=gz_ndjson([new_event("auth")]),
+                              headers={"Authorization": f"Bearer {token}",
+                                       "Content-Encoding": "gzip", "X-Batch-Id": "io-1"}) as r:
+                assert r.status == 503 and r.headers["Retry-After"] == "10"
+                assert "cannot be written" in (await r.json())["error"]
     finally:
         await runner.cleanup()
