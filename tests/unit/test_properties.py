@@ -130,3 +130,37 @@ def test_the_strategies_cover_the_corpus(tmp_path: Path) -> None:
     from tests.fixtures.query_strategies import ATOMS
 
     assert len(ATOMS) > 50
+
+
+# -- the ingest validator ------------------------------------------------------------------
+_leaf = st.one_of(st.none(), st.booleans(), st.integers(-(2**70), 2**70), st.floats(),
+                  st.text(max_size=12), st.sampled_from(["10.0.0.1", "::1", "999.1.1.1",
+                                                         "2026-12-02T04:00:00Z", "auth"]))
+_key = st.one_of(st.text(max_size=6), st.sampled_from(
+    ["event", "event.id", "event.dataset", "@timestamp", "source", "source.ip", "source.port",
+     "canhgac.system.id", "a..b", "destination.port", "id", "dataset", "ip", "port"]))
+_doc = st.recursive(_leaf, lambda inner: st.one_of(st.lists(inner, max_size=3),
+                                                   st.dictionaries(_key, inner, max_size=5)),
+                    max_leaves=25)
+
+
+@SETTINGS
+@given(st.one_of(_doc, st.binary(max_size=200)))
+def test_any_line_is_an_event_or_an_invalid_with_a_known_code(value: Any) -> None:
+    import json
+
+    from collector.validate import REJECT_CODES, Invalid, Limits, parse_line
+
+    if isinstance(value, bytes):
+        line = value
+    else:
+        try:
+            line = json.dumps(value, allow_nan=False).encode()
+        except ValueError:
+            return
+    try:
+        doc = parse_line(line, Limits(262144, 12, 1e12, 1e12))
+    except Invalid as exc:
+        assert exc.code in REJECT_CODES and exc.reason
+        return
+    assert isinstance(doc["event"], dict) and not any("." in k for k in doc)
