@@ -24,13 +24,15 @@ _DOTTED_KEY = re.compile(rb'\.(?:[^"\\]|\\.)*"\s*:')
 
 # An integer literal of 19 digits or more may not fit in 64 bits (orjson would turn it
 # into a float, silently changing what the agent sent); only such lines are re-read exactly.
-_LONG_DIGITS = re.compile(rb"\d{19}")
+# Found in C: digits become "0", everything else " ", then a substring search.
+_DIGITS_AS_ZERO = bytes(0x30 if 0x30 <= b <= 0x39 else 0x20 for b in range(256))
+_NINETEEN = b"0" * 19
 INT_MIN, UINT_MAX = -(2**63), 2**64 - 1
 
 
 def oversized_integer(line: bytes) -> str | None:
     """The first JSON integer in ``line`` outside [-2^63, 2^64-1], as written, or None."""
-    if _LONG_DIGITS.search(line) is None:
+    if _NINETEEN not in line.translate(_DIGITS_AS_ZERO):
         return None
     found: list[str] = []
 
