@@ -39,6 +39,7 @@ from canhgac import __version__
 from canhgac.errors import UserError
 from canhgac.ids import uuid7
 from canhgac.schema import priority_of
+from canhgac.tasks import wait_for_event
 from canhgac.timeutil import from_epoch, now_rfc3339
 from shipper.delivery import DeliveryConfig, DeliveryLoop
 from shipper.output import Output
@@ -241,11 +242,9 @@ class AgentRuntime:
                 st.last_error = message
                 st.last_error_at = now_rfc3339()
                 st.state = "backoff"
-                try:
-                    await asyncio.wait_for(self._stop.wait(), delay)
+                if await wait_for_event(self._stop, delay):
                     return
-                except TimeoutError:
-                    continue
+                continue
             else:
                 st.state = "done"  # e.g. a one-shot probe
                 return
@@ -316,10 +315,7 @@ class AgentRuntime:
                 await self.heartbeat()
             except Exception:
                 log.exception("heartbeat failed")
-            try:
-                await asyncio.wait_for(self._stop.wait(), self.heartbeat_interval)
-            except TimeoutError:
-                pass
+            await wait_for_event(self._stop, self.heartbeat_interval)
 
     def _on_delivered(self, lines: list[bytes]) -> None:
         self.last_delivery = time.time()

@@ -30,3 +30,18 @@ async def running(coro: Coroutine[Any, Any, None], name: str) -> AsyncIterator[N
         yield
     finally:
         await cancel_and_wait([task])
+
+
+async def wait_for_event(event: asyncio.Event, timeout: float | None) -> bool:
+    """Wait until ``event`` is set (True) or ``timeout`` passes (False).
+
+    ``asyncio.wait_for`` on Python 3.11 can swallow a cancellation that arrives just as the
+    wait ends (gh-86296): a loop built on it may then never stop. ``asyncio.timeout`` tells
+    its own cancellation from the caller's, so a cancel always propagates.
+    """
+    try:
+        async with asyncio.timeout(timeout):
+            await event.wait()
+    except TimeoutError:
+        return False
+    return True

@@ -25,6 +25,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
 from canhgac.health import LinkHealth
+from canhgac.tasks import wait_for_event
 from shipper.output import Batch, Output, PermanentError, Probed, SendResult, TransientError
 from shipper.queue import DurableQueue, Lease
 from shipper.retry import Backoff
@@ -177,10 +178,7 @@ class DeliveryLoop:
                 t.cancel()
 
     async def _sleep(self, seconds: float) -> None:
-        try:
-            await asyncio.wait_for(self._stopping.wait(), seconds)
-        except TimeoutError:
-            pass
+        await wait_for_event(self._stopping, seconds)
 
     async def _backoff_sleep(self, seconds: float) -> None:
         """Sleep after a whole-batch failure; a Probed output's probe may cut it short."""

@@ -44,6 +44,7 @@ from typing import Any, TypeVar
 
 from canhgac.schema import PRIORITY_TELEMETRY
 from canhgac.sqlite import connect as sqlite_connect
+from canhgac.tasks import wait_for_event
 
 log = logging.getLogger(__name__)
 
@@ -374,10 +375,7 @@ class DurableQueue:
         assert self._writer_wakeup is not None
         while True:
             if self.last_write_error and not self._closed:
-                try:
-                    await asyncio.wait_for(self._writer_wakeup.wait(), self.probe_interval)
-                except TimeoutError:
-                    pass
+                await wait_for_event(self._writer_wakeup, self.probe_interval)
             else:
                 await self._writer_wakeup.wait()
             self._writer_wakeup.clear()
@@ -509,10 +507,7 @@ class DurableQueue:
     async def wait(self, output: str, timeout: float | None = None) -> None:
         """Sleep until new data may be available for ``output`` (or timeout)."""
         cur = self._cursors[output]
-        try:
-            await asyncio.wait_for(cur.wakeup.wait(), timeout)
-        except TimeoutError:
-            pass
+        await wait_for_event(cur.wakeup, timeout)
         cur.wakeup.clear()
 
     async def ack(self, lease: Lease) -> None:

@@ -19,6 +19,7 @@ import logging
 import os
 
 from agent.probes import inotify as ino
+from canhgac.tasks import wait_for_event
 
 log = logging.getLogger(__name__)
 
@@ -144,8 +145,7 @@ class LogWatch:
 
     async def wait(self, timeout: float) -> None:
         """Until something we watch changes, or ``timeout``."""
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self._wake.wait(), timeout)
+        await wait_for_event(self._wake, timeout)
 
     def clear(self) -> None:
         self._wake.clear()

@@ -40,6 +40,7 @@ from agent.probes.base import Emit, Probe, ProbeConfig, ProbeContext
 from agent.probes.bpf import DEFAULT_FILTER
 from canhgac.config import Duration, field_meta
 from canhgac.schema import DNS, NETWORK
+from canhgac.tasks import wait_for_event
 
 log = logging.getLogger(__name__)
 
@@ -356,8 +357,7 @@ async def _standalone(config: dict[str, Any], state_dir: str) -> None:
     await probe.ready.wait()
     out({"ready": status()})
     while not stop.is_set() and not task.done():
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(stop.wait(), 0.5)
+        await wait_for_event(stop, 0.5)
         out({"status": status()})
     task.cancel()
     with contextlib.suppress(asyncio.CancelledError):

@@ -19,6 +19,7 @@ from typing import Any
 
 import orjson
 
+from canhgac.tasks import wait_for_event
 from collector.coverage.history import HistoryStore, Snapshot
 from shipper.outputs.elasticsearch.config import ElasticsearchConfig
 
@@ -188,10 +189,7 @@ class EsHistory:
                                 message, self.retry)
                 self.last_error = message
                 timeout = self.retry
-            try:
-                await asyncio.wait_for(self._wake.wait(), timeout)
-            except TimeoutError:
-                pass
+            await wait_for_event(self._wake, timeout)
 
     async def start(self) -> None:
         self._loop = asyncio.get_running_loop()

@@ -131,3 +131,24 @@ def test_state_databases_are_private_wherever_they_are(tmp_path) -> None:  # typ
         assert stat.S_IMODE((tmp_path / "elsewhere" / name).stat().st_mode) == 0o600, name
     assert stat.S_IMODE((tmp_path / "elsewhere").stat().st_mode) == 0o700
     db.close()
+
+
+async def test_wait_for_event_never_swallows_a_cancellation() -> None:
+    """A cancel arriving as the wait ends must still cancel (asyncio.wait_for on 3.11 could
+    drop it, and a loop built on it would then never stop: found under `make test-stress`)."""
+    import asyncio
+
+    from canhgac.tasks import wait_for_event
+
+    for _ in range(200):
+        event = asyncio.Event()
+        task = asyncio.create_task(wait_for_event(event, 10))
+        await asyncio.sleep(0)
+        event.set()  # the wait completes ...
+        task.cancel()  # ... and a cancel arrives in the same loop iteration
+        try:
+            await task
+        except asyncio.CancelledError:
+            continue
+        raise AssertionError("the cancellation was swallowed")
+    assert await wait_for_event(asyncio.Event(), 0.01) is False
