@@ -48,6 +48,13 @@ def test_process_probe_sees_a_real_start_and_end(tmp_path):
     probe.table.diff(probe._scan())  # baseline
     child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(30)", "canhgac-marker"])
     try:
+        # Between fork and exec a process has no command line yet: wait for the exec (a
+        # busy machine can scan in between; found by `make test-stress`).
+        deadline = time.monotonic() + 30
+        cmdline = Path(f"/proc/{child.pid}/cmdline")
+        while b"canhgac-marker" not in cmdline.read_bytes():
+            assert time.monotonic() < deadline, "the child never exec'd"
+            time.sleep(0.01)
         events = probe.scan_once()
         starts = [e for e in events if e["event"]["type"] == ["start"]
                   and e["process"]["pid"] == child.pid]
