@@ -15,9 +15,11 @@ ROOT = Path(__file__).resolve().parent.parent
 
 
 def start_collector(
-    state: Path, extra: dict | None = None, port: int = 0
+    state: Path, extra: dict | None = None, port: int = 0, profile: str | None = None
 ) -> tuple[subprocess.Popen, str, Path]:
-    """Run `canhgac collector run` as its own process; returns (proc, url, ca)."""
+    """Run `canhgac collector run` as its own process; returns (proc, url, ca).
+
+    With ``profile``, under cProfile (stats written to that file when it stops)."""
     state.mkdir(parents=True, exist_ok=True)
     cfg = {"state_dir": str(state / "collector"), "listen": {"host": "127.0.0.1", "port": port}}
     cfg.update(extra or {})
@@ -27,7 +29,8 @@ def start_collector(
     if info.exists():
         info.unlink()
     proc = subprocess.Popen(
-        [sys.executable, "-m", "canhgac.cli", "--log-level", "warning", "collector", "run",
+        [sys.executable, *(["-m", "cProfile", "-o", profile] if profile else []),
+         "-m", "canhgac.cli", "--log-level", "warning", "collector", "run",
          "--config", str(cfg_path)],
         cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)},
     )

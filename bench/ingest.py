@@ -16,9 +16,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import gzip
-import json
-import os
-import subprocess
 import sys
 import tempfile
 import time
@@ -29,7 +26,7 @@ import orjson
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench._common import percentile
+from bench._common import percentile, start_collector
 from canhgac.schema import new_event
 from canhgac.tls import client_context
 from collector.auth import AuthStore
@@ -62,40 +59,6 @@ async def agent(url: str, ssl_ctx, token: str, batches: list[bytes], lat: list[f
                         lat.append(time.perf_counter() - t0)
                         break
                     await asyncio.sleep(float(r.headers.get("Retry-After", "0.5")))
-
-
-def start(state: Path, extra: dict, profile: str | None = None) -> tuple[subprocess.Popen, str, Path]:
-    """Like bench._common.start_collector, optionally under cProfile (stats written at SIGTERM).
-
-    collector.json is written non-atomically: a read that sees it half-written is retried.
-    """
-    import yaml
-
-    state.mkdir(parents=True, exist_ok=True)
-    cfg = {"state_dir": str(state / "collector"), "listen": {"host": "127.0.0.1", "port": 0}, **extra}
-    cfg_path = state / "collector.yaml"
-    cfg_path.write_text(yaml.safe_dump(cfg))
-    info = state / "collector" / "collector.json"
-    root = Path(__file__).resolve().parent.parent
-    prof = ["-m", "cProfile", "-o", profile] if profile else []
-    proc = subprocess.Popen(
-        [sys.executable, *prof, "-m", "canhgac.cli", "--log-level", "warning", "collector", "run",
-         "--config", str(cfg_path)],
-        cwd=root, env={**os.environ, "PYTHONPATH": str(root)})
-    deadline = time.time() + 30
-    while time.time() < deadline:
-        if info.exists():
-            try:
-                data = json.loads(info.read_text())
-            except ValueError:
-                data = None
-            if data:
-                return proc, data["url"], Path(data["ca"])
-        if proc.poll() is not None:
-            raise SystemExit(f"collector exited with {proc.returncode}")
-        time.sleep(0.1)
-    proc.kill()
-    raise SystemExit("collector did not start within 30 s")
 
 
 def cpu_tree(pid: int) -> tuple[float, float, dict[int, float], int]:
@@ -139,7 +102,7 @@ async def main() -> None:
     extra: dict = {"outputs": {"store": {}}, "components": args.components}
     if args.workers is not None:
         extra["ingest_workers"] = args.workers
-    proc, url, ca = start(tmp, extra, args.profile)
+    proc, url, ca = start_collector(tmp, extra, profile=args.profile)
     try:
         auth = AuthStore(tmp / "collector" / "auth.db")
         ssl_ctx = client_context(ca)
