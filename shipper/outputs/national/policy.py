@@ -97,6 +97,10 @@ class Policy:
         self.config = config
         self.inventory = inventory
 
+    def shares_observables(self, event: dict[str, Any]) -> bool:
+        """Whether a shared alert of this event's level carries its attacker observables."""
+        return self.config.for_level(_level(event, self.inventory)).observables
+
     def decide(self, event: dict[str, Any]) -> str:
         if not isinstance(event, dict) or not isinstance(event.get("event"), dict):
             return "malformed"
