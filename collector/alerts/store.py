@@ -9,6 +9,7 @@ scrape thread never block it.
 
 from __future__ import annotations
 
+import builtins
 import threading
 import time
 from dataclasses import dataclass
@@ -55,6 +56,18 @@ _ADDED_COLUMNS = (("outcome", "TEXT"), ("updates", "INTEGER NOT NULL DEFAULT 0")
 _COLUMNS = ("id", "system_id", "unit", "rule", "severity", "title", "created", "status",
             "acked_by", "acked_at", "ack_note", "resolved_by", "resolved_at", "resolve_note",
             "outcome", "updates", "last_update", "event")
+
+
+@dataclass(frozen=True)
+class AlertFact:
+    """What the annual report counts of one alert (collector/report/model.py)."""
+
+    system_id: str
+    unit: str
+    severity: int | None
+    created: float
+    acked_at: float | None
+    outcome: str | None
 
 
 class TransitionError(Exception):
@@ -283,6 +296,14 @@ class AlertStore:
         for sid, created, acked in rows:
             out.setdefault(sid, []).append((created, acked))
         return out
+
+    def facts(self, since: float, until: float) -> builtins.list[AlertFact]:
+        """Every alert raised in [since, until), for the annual report; no event bodies read."""
+        with self._lock:
+            rows = self._db.execute(
+                "SELECT system_id, unit, severity, created, acked_at, outcome FROM alerts "
+                "WHERE created>=? AND created<?", (since, until)).fetchall()
+        return [AlertFact(*r) for r in rows]
 
     def counts(self) -> dict[tuple[str, str], int]:
         """Unresolved alerts by (system, status), for the gauges."""

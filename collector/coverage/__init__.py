@@ -6,7 +6,8 @@ collectors on ``ctx.registry`` and adds ``GET /v1/coverage``. With
 ``coverage.history`` (the default) it also keeps the history (``history.py``:
 snapshots in ``<state_dir>/history.db``, and in Elasticsearch when that output is
 configured, ``history_es.py``) and serves it (``history_api.py``:
-``GET /v1/coverage?at=DAY``, ``GET /v1/coverage/history``). It reads the ports
+``GET /v1/coverage?at=DAY``, ``GET /v1/coverage/history``), and the annual report from
+it (``collector.report``: ``GET /v1/reports/annual``). It reads the ports
 ``agents``, ``presence``, ``alerts`` (acknowledgement times), ``national_link``
 and ``access``; a missing provider lowers a layer with a reason.
 """
@@ -71,6 +72,12 @@ def setup(ctx: CollectorContext) -> None:
     ctx.app.add_routes([web.get("/v1/coverage", get_coverage)])
     if history is not None:
         ctx.app.add_routes([web.get("/v1/coverage/history", history.history)])
+    # The annual report (docs/reports.md): the year from this history, the same access rule.
+    from collector.report.api import ReportAPI
+
+    ctx.app.add_routes(ReportAPI(ctx.inventory, cfg, access=ports.access,
+                                 history=history.store if history is not None else None,
+                                 alerts=ports.alerts, clock=service.clock).routes())
 
 
 def _history(ctx: CollectorContext, cfg: CoverageConfig, service: CoverageService) -> HistoryAPI:
