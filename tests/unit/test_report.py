@@ -322,6 +322,13 @@ def parse(*argv: str) -> argparse.Namespace:
     return parser.parse_args(["report", "annual", *argv])
 
 
+def neutral_locale(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The machine's locale must not choose the language of these tests."""
+    for name in ("CANHGAC_LANG", "LC_ALL", "LC_MESSAGES"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("LANG", "C.UTF-8")
+
+
 def test_the_command_is_declared_for_the_cli() -> None:
     data = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))
     commands = data["project"]["entry-points"]["canhgac.commands"]
@@ -338,7 +345,7 @@ def test_the_command_is_declared_for_the_cli() -> None:
 ])
 def test_cli_bad_arguments_exit_2_with_one_line(monkeypatch: pytest.MonkeyPatch, argv: list[str],
                                                env: dict[str, str], message: str) -> None:
-    monkeypatch.delenv("CANHGAC_LANG", raising=False)
+    neutral_locale(monkeypatch)
     for k, v in env.items():
         monkeypatch.setenv(k, v)
     args = parse(*argv, "--output", "x.docx")
@@ -348,8 +355,7 @@ def test_cli_bad_arguments_exit_2_with_one_line(monkeypatch: pytest.MonkeyPatch,
 
 
 def test_cli_format_from_the_output_name(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.delenv("CANHGAC_LANG", raising=False)
-    monkeypatch.setenv("LANG", "C.UTF-8")
+    neutral_locale(monkeypatch)
     assert report_cli.check_args(parse("--year", "2025", "-o", "r.XLSX"), now=fx.NOW) == (
         2025, "xlsx", "vi")
     assert report_cli.check_args(parse("--year", "2025", "-o", "-", "--lang", "en"),
@@ -358,8 +364,7 @@ def test_cli_format_from_the_output_name(monkeypatch: pytest.MonkeyPatch) -> Non
 
 async def test_cli_writes_the_file_and_passes_the_servers_message(
         api: TestClient, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.delenv("CANHGAC_LANG", raising=False)
-    monkeypatch.setenv("LANG", "vi_VN.UTF-8")
+    neutral_locale(monkeypatch)
     monkeypatch.delenv("CANHGAC_CONFIG", raising=False)
     monkeypatch.chdir(tmp_path)  # no collector.yaml here: the flags say where the API is
     url = str(api.make_url("")).rstrip("/")
@@ -400,3 +405,52 @@ def test_language_choice() -> None:
     e = Texts("en")
     assert (e.date("30/09/2024"), e.pct(1.0), e.duration(3 * 86400)) == ("2024-09-30", "100%",
                                                                         "3 d")
+
+
+# -- the inventory's new fields (issue 9 item 1), read when present ----------------------------
+def test_new_inventory_fields_when_the_model_has_them(
+        world: tuple[Inventory, HistoryStore, AlertStore]) -> None:
+    """Status retired/upgrading, hosting, authority, contracted SOC, independent flag and
+    findings: set on the loaded objects as the extended model will load them."""
+    from types import SimpleNamespace
+
+    _, history, alerts = world
+    inv = fx.inventory()
+    cong, dvc, his, _emr, mail, qlvb = inv.systems
+    cong.approval.authority = "UBND tỉnh Thừa Thiên Huế"  # type: ignore[attr-defined]
+    cong.hosting = SimpleNamespace(location="provincial_dc", name="TTDL tỉnh")  # type: ignore[attr-defined]
+    cong.assessments[0].findings = [  # type: ignore[attr-defined]
+        SimpleNamespace(title="Mật khẩu mặc định trên web-02", owner="Phòng CNTT",
+                        due="2025-06-30", state="open", fixed_on=None),
+        SimpleNamespace(title="Thiếu nhật ký", owner="", due=dt.date(2025, 4, 30),
+                        state="fixed", fixed_on=dt.date(2025, 4, 20))]
+    qlvb.assessments[0].independent = False  # type: ignore[attr-defined]  # a self-assessment
+    dvc.status = "upgrading"  # type: ignore[assignment]
+    his.monitoring.kind = "contracted"  # type: ignore[attr-defined]
+    his.monitoring.contract_until = "2026-01-31"
+    mail.status = "retired"  # type: ignore[assignment]
+    mail.retired_on = "2025-09-01"  # type: ignore[attr-defined]
+    r = gather(inv, CFG, fx.YEAR, fx.NOW, history=history, alerts=alerts)
+    got = {(o.system_id, o.kind): o for o in r.obligations}
+    c = sys_(r, "cong-ttdt")
+    assert (c.authority, c.hosting, c.hosting_name) == ("UBND tỉnh Thừa Thiên Huế",
+                                                        "provincial_dc", "TTDL tỉnh")
+    assert [(f.title, f.owner, f.overdue) for f in r.findings] == [
+        ("Mật khẩu mặc định trên web-02", "Phòng CNTT", True),
+        ("Thiếu nhật ký", fx.STTTT, False)]
+    assert got[("cong-ttdt", "fix_finding")].owner == "Phòng CNTT"
+    assert not sys_(r, "qlvb").assessed and ("qlvb", "assess") in got
+    assert sys_(r, "dvc").in_operation and ("dvc", "reapprove") in got
+    assert got[("his", "contract_ending")].params == {"date": dt.date(2026, 1, 31)}
+    m = sys_(r, "mail")  # retired in September: in the year's list, not in the denominators
+    assert m.status == "retired" and not m.in_operation and r.counts[1]["retired"] == 1
+    assert not any(o.system_id == "mail" for o in r.obligations)
+    vi = render(r, "md", "vi").decode()
+    for needle in ("Trung tâm dữ liệu tỉnh — TTDL tỉnh", "Đã dừng hoạt động", "Đang nâng cấp",
+                   "Khắc phục phát hiện: Mật khẩu mặc định trên web-02",
+                   "Phê duyệt lại cấp độ sau khi nâng cấp, mở rộng", "Đã khắc phục (20/04/2025)"):
+        assert needle in vi, needle
+    # retired before the year began: not part of it
+    mail.retired_on = "2024-12-31"  # type: ignore[attr-defined]
+    r = gather(inv, CFG, fx.YEAR, fx.NOW, history=history, alerts=alerts)
+    assert "mail" not in {s.id for s in r.systems}
