@@ -68,20 +68,29 @@ def inventory(r: AnnualReport, t: Texts) -> Section:
                  len(r.systems)])
     by_level = Table("levels", [t("c_level"), *(t.label("status", s) for s in statuses),
                                 t("c_total")], rows)
-    listing = Table("systems", [t("c_id"), t("c_system"), t("c_unit"), t("c_operating_unit"),
-                                t("c_level"), t("c_status"), t("c_hosting")], [
-        [s.id, s.name, s.unit, s.operating_unit, s.level, t.label("status", s.status),
+    unit_rows: list[list[Cell]] = []
+    for u in r.units:
+        mine = [s for s in r.systems if s.unit == u]
+        unit_rows.append([u, *(sum(s.status == st for s in mine) for st in statuses), len(mine)])
+    by_unit = Table("units", [t("c_unit_name"), *(t.label("status", s) for s in statuses),
+                              t("c_total")], unit_rows)
+    listing = Table("systems", [t("c_id"), t("c_system"), t("c_unit"), t("c_level"),
+                                t("c_status"), t("c_hosting")], [
+        [s.id, s.name, s.unit + (" " + t("operated_by", unit=s.operating_unit)
+                                 if s.operating_unit != s.unit else ""),
+         s.level, t.label("status", s.status),
          " — ".join(x for x in (t.label("hosting", s.hosting) if s.hosting else "",
                                 s.hosting_name) if x) or t("none")]
         for s in r.systems], caption=t("s_systems"))
-    return Section(t("s_inventory"), [], [by_level, listing])
+    return Section(t("s_inventory"), [], [by_level, by_unit, listing])
 
 
 def approvals(r: AnnualReport, t: Texts) -> Section:
     d = len(r.in_operation)
+    # Level, status and unit are in §1's list: one row per system here, the dossier's dates.
     rows: list[list[Cell]] = [
-        [s.name, s.level, t.label("status", s.status), s.decision or t("none"),
-         t.date(s.approved_on), s.authority or t("none"),
+        [s.name, (s.decision + (f" ({s.authority})" if s.authority else "")) or t("none"),
+         t.date(s.approved_on),
          t.yes_no(s.approved_on_time) if s.approved_on_time is not None else t("none"),
          t.date(s.plan_deployed_on),
          t.yes_no(s.plan_on_time) if s.plan_on_time is not None else t("none")]
@@ -89,10 +98,8 @@ def approvals(r: AnnualReport, t: Texts) -> Section:
     return Section(t("s_approvals"), [
         t("sum_approved", n=r.approved, d=d, pct=_share(r.approved, d, t)),
         t("sum_plan", n=r.plan_deployed, d=d, pct=_share(r.plan_deployed, d, t)),
-    ], [Table("approvals", [t("c_system"), t("c_level"), t("c_status"), t("c_decision"),
-                            t("c_approved_on"), t("c_authority"), t("c_on_time"), t("c_plan"),
-                            t("c_plan_on_time")],
-              rows)])
+    ], [Table("approvals", [t("c_system"), t("c_decision"), t("c_approved_on"), t("c_on_time"),
+                            t("c_plan"), t("c_plan_on_time")], rows)])
 
 
 def layers(r: AnnualReport, t: Texts) -> Section:
@@ -144,14 +151,18 @@ def alerts(r: AnnualReport, t: Texts) -> Section:
 
 
 def national(r: AnnualReport, t: Texts) -> Section:
-    rows: list[list[Cell]] = [
-        [s.name, s.unit, t.yes_no(s.national_enabled),
-         t.pct(s.full_share["national"]) if s.national_enabled else t("none")]
-        for s in r.systems if s.in_operation]
+    """Per unit: each system's figure is §3's layer-4 column (the same number)."""
+    rows: list[list[Cell]] = []
+    for u in r.units:
+        live = [s for s in r.in_operation if s.unit == u]
+        sharing = [s.full_share["national"] for s in live if s.national_enabled]
+        known = [x for x in sharing if x is not None]
+        rows.append([u, f"{len(sharing)}/{len(live)}",
+                     t.pct(sum(known) / len(known) if known else None)])
     return Section(t("s_national"), [t("sum_national", pct=t.pct(r.national_availability)),
                                      t("national_note")],
-                   [Table("national", [t("c_system"), t("c_unit"), t("c_sharing"),
-                                       t("c_availability")], rows)])
+                   [Table("national", [t("c_unit_name"), t("c_sharing"), t("c_availability")],
+                          rows)])
 
 
 def obligations(r: AnnualReport, t: Texts) -> Section:
@@ -160,12 +171,12 @@ def obligations(r: AnnualReport, t: Texts) -> Section:
     rows: list[list[Cell]] = []
     for o in r.obligations:
         params = {k: t.date(v) if k == "date" else v for k, v in o.params.items()}
-        rows.append([o.system_name, t(f"ob.{o.kind}", **params), o.owner, t.date(o.due),
-                     t.yes_no(o.overdue)])
+        due = t.date(o.due) + (f" — {t('overdue_mark')}" if o.overdue else "")
+        rows.append([o.system_name, t(f"ob.{o.kind}", **params), o.owner, due])
     return Section(t("s_obligations"), [
         t("sum_obligations", n=len(r.obligations), late=r.overdue_obligations)],
-        [Table("obligations", [t("c_system"), t("c_obligation"), t("c_owner"), t("c_due"),
-                               t("c_overdue")], rows)])
+        [Table("obligations", [t("c_system"), t("c_obligation"), t("c_owner"), t("c_due")],
+               rows)])
 
 
 def document(r: AnnualReport, lang: str) -> Document:

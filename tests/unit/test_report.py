@@ -168,6 +168,7 @@ VI = ("BÁO CÁO KẾT QUẢ BẢO ĐẢM AN TOÀN HỆ THỐNG THÔNG TIN THEO 
       "UBND thành phố Huế", "Phê duyệt cấp độ an toàn hệ thống thông tin", "30/09/2024",
       "1234/QĐ-UBND", "Giám sát, bảo vệ", "Nghiêm trọng", "91,2 %",
       "Gia hạn hợp đồng giám sát (đã hết hạn ngày 31/03/2025)", "trước ngày 25/12/2025",
+      "30/09/2024 — QUÁ HẠN",
       "Công ty Kiểm định An toàn thông tin Việt Nam", "Đạt, có phát hiện")
 
 
@@ -418,6 +419,7 @@ def test_new_inventory_fields_when_the_model_has_them(
     inv = fx.inventory()
     cong, dvc, his, _emr, mail, qlvb = inv.systems
     cong.approval.authority = "UBND tỉnh Thừa Thiên Huế"  # type: ignore[attr-defined]
+    cong.operating_unit = "Trung tâm Công nghệ thông tin"  # type: ignore[attr-defined]
     cong.hosting = SimpleNamespace(location="provincial_dc", name="TTDL tỉnh")  # type: ignore[attr-defined]
     cong.assessments[0].findings = [  # type: ignore[attr-defined]
         SimpleNamespace(title="Mật khẩu mặc định trên web-02", owner="Phòng CNTT",
@@ -447,6 +449,8 @@ def test_new_inventory_fields_when_the_model_has_them(
     assert not any(o.system_id == "mail" for o in r.obligations)
     vi = render(r, "md", "vi").decode()
     for needle in ("Trung tâm dữ liệu tỉnh — TTDL tỉnh", "Đã dừng hoạt động", "Đang nâng cấp",
+                   "1234/QĐ-UBND (UBND tỉnh Thừa Thiên Huế)",
+                   f"{fx.STTTT} (vận hành: Trung tâm Công nghệ thông tin)",
                    "Khắc phục phát hiện: Mật khẩu mặc định trên web-02",
                    "Phê duyệt lại cấp độ sau khi nâng cấp, mở rộng", "Đã khắc phục (20/04/2025)"):
         assert needle in vi, needle
