@@ -18,7 +18,8 @@ CSS = """
 body { font-family: "DejaVu Serif", "Times New Roman", serif; font-size: 9.5pt; }
 h1 { font-size: 14pt; text-align: center; margin: 0 0 2pt 0; }
 .subtitle { text-align: center; font-style: italic; margin: 0 0 10pt 0; }
-h2 { font-size: 11.5pt; margin: 14pt 0 4pt 0; border-bottom: 0.5pt solid #444; }
+h2 { font-size: 11.5pt; margin: 14pt 0 4pt 0; border-bottom: 0.5pt solid #444;
+     break-after: avoid; }
 ul.front { list-style: none; padding: 0; margin: 0 0 6pt 0; }
 table { border-collapse: collapse; width: 100%; margin: 4pt 0 8pt 0; }
 th, td { border: 0.5pt solid #777; padding: 2pt 4pt; vertical-align: top; }
@@ -26,7 +27,7 @@ th { background: #e8e8e8; text-align: left; }
 thead { display: table-header-group; }
 td.n { text-align: right; }
 p { margin: 2pt 0; }
-.caption { font-weight: bold; margin-top: 6pt; }
+.caption { font-weight: bold; margin-top: 6pt; break-after: avoid; }
 """
 
 
