@@ -32,7 +32,8 @@ _T: dict[str, tuple[str, str]] = {
     "generated": ("Lập ngày {date} bằng canhgac.", "Generated on {date} by canhgac."),
     "due": ("Hạn gửi báo cáo: trước ngày 25/12/{year} (báo cáo kết quả thực hiện trước ngày "
             "25 tháng 12 hằng năm).",
-            "Due before 25/12/{year} (results are reported before 25 December each year)."),
+            "Due before 25 December {year} (results are reported before 25 December each "
+            "year)."),
     "history_from": ("Số liệu 4 lớp được tính từ lịch sử ảnh chụp hằng ngày, bắt đầu từ {date}.",
                      "The four layers are computed from the daily history, which starts on {date}."),
     "history_none": ("Chưa có lịch sử ảnh chụp: các chỉ số 4 lớp trong năm không tính được.",
