@@ -77,12 +77,12 @@ def render_table(inv) -> str:  # type: ignore[no-untyped-def]
         lines.append("")
         lines.append(f"[{unit}] {len(systems)} system(s)")
         rows: list[tuple[object, ...]] = [
-            ("id", "tên / name", "cấp", "phê duyệt", "phương án", "hosts")]
+            ("id", "tên / name", "cấp", "trạng thái", "phê duyệt", "phương án", "hosts")]
         for s in systems:
             approved = (s.approval.date or "yes") if s.approval.approved else "chưa/no"
-            rows.append((s.id, s.name, s.level, approved, s.plan.deployed or "chưa/no",
+            rows.append((s.id, s.name, s.level, s.status, approved, s.plan.deployed or "chưa/no",
                          len(s.hosts)))
-        lines.append(render(rows, max_widths=(16, 30, 3, 10, 10, 5)))
+        lines.append(render(rows, max_widths=(12, 17, 3, 10, 10, 10, 5)))
     lines.append("")
     lines.append(f"{len(inv.systems)} systems")
     return "\n".join(lines)
