@@ -101,6 +101,13 @@ class CoverageCollector(Collector):
         yield from (ratio, info, approved, on_time, plan, overdue, agents, hosts, age, late,
                     findings, flag)
 
+        flagged = GaugeMetricFamily("canhgac_agents_flagged",
+                                    "Agents of systems the inventory does not list or lists as "
+                                    "retired (not revoked)", labels=["flag"])
+        for name in ("system_not_in_inventory", "system_retired"):
+            flagged.add_metric([name], sum(f.flag == name for f in report.flagged_agents))
+        yield flagged
+
         counts = self.service.alert_counts
         g = GaugeMetricFamily("canhgac_system_alerts_unresolved",
                               "Unresolved alerts of a system by status", labels=[*SYS, "status"])

@@ -80,6 +80,17 @@ class Rollup:
     fully_covered: int = 0
 
 
+@dataclass(frozen=True)
+class FlaggedAgent:
+    """An agent whose system the inventory does not list, or lists as retired: its events
+    have no unit or level to count for, and they never leave the province."""
+
+    agent_id: str
+    hostname: str
+    system_id: str
+    flag: str  # system_not_in_inventory | system_retired
+
+
 @dataclass
 class CoverageReport:
     generated_at: float
@@ -88,6 +99,7 @@ class CoverageReport:
     units: list[Rollup]
     province_rollup: Rollup
     national_configured: bool
+    flagged_agents: list[FlaggedAgent] = field(default_factory=list)
 
     def restricted(self, keep: Callable[[SystemCoverage], bool]) -> CoverageReport:
         """The report over the systems ``keep`` accepts, totals recomputed from them only.
@@ -99,6 +111,7 @@ class CoverageReport:
         names = {s.unit for s in systems}
         units = [_rollup(u.name, [s for s in systems if s.unit == u.name])
                  for u in self.units if u.name in names]
+        # Flagged agents belong to no system of the inventory: a scoped view shows none.
         return CoverageReport(self.generated_at, self.province, systems, units,
                               _rollup(self.province, systems), self.national_configured)
 
@@ -391,6 +404,7 @@ def compute(inventory: Inventory, cfg: CoverageConfig, now: float, *,
             by_system.setdefault(sid, []).append(a)
         else:
             unattributed.append(a)
+    flagged = _flagged(inventory, by_system)
     systems = []
     for s in inventory.systems:
         mine = by_system.get(s.id, [])
@@ -401,4 +415,19 @@ def compute(inventory: Inventory, cfg: CoverageConfig, now: float, *,
     units = [_rollup(u, [s for s in systems if s.unit == u]) for u in inventory.unit_names()]
     return CoverageReport(generated_at=now, province=inventory.province, systems=systems,
                           units=units, province_rollup=_rollup(inventory.province, systems),
-                          national_configured=link is not None)
+                          national_configured=link is not None, flagged_agents=flagged)
+
+
+def _flagged(inventory: Inventory, by_system: Mapping[str, Sequence[AgentRecord]]
+             ) -> list[FlaggedAgent]:
+    if not inventory.systems:
+        return []  # no inventory in force: nothing can be called unknown
+    known = {s.id: s for s in inventory.systems}
+    out: list[FlaggedAgent] = []
+    for sid, agents in by_system.items():
+        system = known.get(sid)
+        flag = ("system_not_in_inventory" if system is None
+                else "system_retired" if system.status == "retired" else "")
+        if flag:
+            out.extend(FlaggedAgent(a.agent_id, a.hostname, sid, flag) for a in agents)
+    return sorted(out, key=lambda f: (f.system_id, f.hostname))

@@ -119,6 +119,10 @@ def render(data: dict[str, Any], colour: bool = False, tz_hours: int = 7) -> str
                  f"{p['fully_covered']} fully covered")
     if building:
         lines.append(f"  {building} not in operation: planned, building or retired (not counted)")
+    stray = data.get("flagged_agents") or []
+    if stray:
+        lines.append(paint(f"  ! {len(stray)} agent(s) of systems not in the inventory or retired "
+                           "(canhgac collector agents)", YELLOW))
     if not data.get("national_configured", True):
         lines.append(paint("  L4: national link not configured on this collector", YELLOW))
     lines.append(paint("L1 tại chỗ/on-site  L2 giám sát/SOC  L3 đánh giá/assessment  "

@@ -497,3 +497,38 @@ def test_a_new_system_approved_before_going_live_is_on_time() -> None:
     assert missing.approval_overdue  # in operation since March, never approved
     existing = s3(report(inventory(approval={"approved": True, "date": "2024-10-01"})))
     assert not existing.approved_on_time  # an existing system had the 2024-09-30 deadline
+
+
+def test_agents_of_unknown_or_retired_systems_are_flagged(caplog) -> None:  # type: ignore[no-untyped-def]
+    """Issue 9 (fleet consistency): agents of systems missing from the inventory or retired
+    are flagged loudly — in the report, on /metrics and once in the log."""
+    holder = inventory()
+    holder.set(parse_inventory({"province": "P", "systems": [
+        *[dataclasses.asdict(s) for s in holder.current.systems],
+        {"id": "cu", "name": "Cũ", "unit": "U", "level": 2, "status": "retired",
+         "retired_on": "2025-01-01"}]}, "t"))
+    agents = [FakeAgent("a1", "s3", "web-01", NOW), FakeAgent("a2", "ghost", "x-01", NOW),
+              FakeAgent("a3", "cu", "cu-01", NOW),
+              FakeAgent("a4", "ghost", "x-02", NOW, revoked=NOW - 10)]
+    r = report(holder, agents=agents)
+    assert [(f.agent_id, f.flag) for f in r.flagged_agents] == [
+        ("a3", "system_retired"), ("a2", "system_not_in_inventory")]
+    assert r.restricted(lambda s: s.unit == "U").flagged_agents == []
+
+    class Directory:
+        def agents(self):  # type: ignore[no-untyped-def]
+            return agents
+
+    svc = CoverageService(holder, CoverageConfig(), agents=Directory(), presence=Presence(90),
+                          clock=lambda: NOW)
+    with caplog.at_level("WARNING", logger="collector.coverage.service"):
+        svc.report()
+        svc.invalidate()
+        svc.report()
+    warned = [r.getMessage() for r in caplog.records]
+    assert len(warned) == 2 and any("'ghost', which is not in the inventory" in m for m in warned)
+    registry = CollectorRegistry()
+    registry.register(CoverageCollector(svc, holder))
+    text = generate_latest(registry).decode()
+    assert 'canhgac_agents_flagged{flag="system_not_in_inventory"} 1.0' in text
+    assert 'canhgac_agents_flagged{flag="system_retired"} 1.0' in text
