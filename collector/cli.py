@@ -18,7 +18,7 @@ from canhgac.timeutil import parse_duration
 
 # Other areas add subcommands under `canhgac collector` through these modules'
 # ``register_collector(subparsers)``.
-EXTENSIONS: tuple[str, ...] = ("collector.search.cli",)
+EXTENSIONS: tuple[str, ...] = ("collector.search.cli", "collector.policy.cli")
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -179,8 +179,12 @@ def _agent_facts(a: AgentRecord, state: str, inventory: InventoryHolder,
     status = system.status if system is not None else None
     flag = ("" if known else "system_not_in_inventory") or (
         "system_retired" if status == "retired" else "")
+    raw_policy = hb.get("policy")
+    pol: dict[str, Any] = raw_policy if isinstance(raw_policy, dict) else {}
     return {"agent_id": a.agent_id, "system_id": a.system_id, "system_known": known,
             "system_status": status, "flag": flag,
+            "policy_version": pol.get("version"), "policy_error": str(pol.get("error") or ""),
+            "policy_refused_version": pol.get("refused_version"),
             "hostname": a.hostname, "version": str(hb.get("version") or ""), "state": state,
             "enrolled": a.enrolled, "last_seen": a.last_seen, "revoked": a.revoked,
             "probes_total": len(probes), "probes_running": len(running),
@@ -215,7 +219,7 @@ def cmd_agents(args: argparse.Namespace) -> int:
     if args.format == "json":
         print(orjson.dumps(facts, option=orjson.OPT_INDENT_2).decode())
         return 0
-    rows = [("AGENT", "SYSTEM", "HOST", "VERSION", "STATE", "LAST SEEN", "PROBES")]
+    rows = [("AGENT", "SYSTEM", "HOST", "VERSION", "STATE", "LAST SEEN", "POLICY", "PROBES")]
     for f in facts:
         seen = f"{int(now - f['last_seen'])}s ago" if f["last_seen"] else "never"
         system = f["system_id"] + {"system_not_in_inventory": " (NOT IN INVENTORY)",
@@ -223,8 +227,11 @@ def cmd_agents(args: argparse.Namespace) -> int:
         probes = f"{f['probes_running']}/{f['probes_total']} running"
         if f["probes_failing"]:
             probes += " — " + ", ".join(f["probes_failing"])
+        policy = "-" if f["policy_version"] is None else f"v{f['policy_version']}"
+        if f["policy_error"]:
+            policy += f" (v{f['policy_refused_version']} refused)"
         rows.append((f["agent_id"], system, f["hostname"], f["version"] or "?", f["state"],
-                     seen, probes))
+                     seen, policy, probes))
     from canhgac.table import render
 
     print(render(rows))

@@ -32,6 +32,7 @@ COMPONENTS: tuple[ComponentSpec, ...] = (
     ComponentSpec("alerts", "collector.alerts", provides=("alerts", "access"), uses=("operators",)),
     ComponentSpec("coverage", "collector.coverage",
                   uses=("agents", "presence", "alerts", "access", "national_link")),
+    ComponentSpec("policy", "collector.policy"),
 )
 
 
