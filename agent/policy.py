@@ -21,6 +21,7 @@ import orjson
 
 from agent.enroll import Credentials, tls_context, write_private
 from canhgac import __version__
+from canhgac.protocol import HEADER, PROTOCOL_VERSION
 from shipper.outputs.http.client import HttpClient, HttpClientError
 
 log = logging.getLogger(__name__)
@@ -88,7 +89,7 @@ async def fetch(creds: Credentials, etag: str, timeout: float = 10.0
     """(status, body, etag): 200 with a new policy, 304 unchanged; raises HttpClientError."""
     client = HttpClient(creds.collector, tls_context(creds.ca or None), timeout,
                         user_agent=f"canhgac-agent/{__version__}")
-    headers = {"Authorization": f"Bearer {creds.token}"}
+    headers = {"Authorization": f"Bearer {creds.token}", HEADER: str(PROTOCOL_VERSION)}
     if etag:
         headers["If-None-Match"] = etag
     try:

@@ -168,6 +168,8 @@ def cmd_revoke_token(args: argparse.Namespace) -> int:
 def _agent_facts(a: AgentRecord, state: str, inventory: InventoryHolder,
                  now: float) -> dict[str, Any]:
     """What an operator needs to know of one agent, from its last heartbeat."""
+    from collector import fleet
+
     hb = a.heartbeat if isinstance(a.heartbeat, dict) else {}
     raw_probes = hb.get("probes")
     probes: dict[str, Any] = raw_probes if isinstance(raw_probes, dict) else {}
@@ -185,6 +187,7 @@ def _agent_facts(a: AgentRecord, state: str, inventory: InventoryHolder,
             "system_status": status, "flag": flag,
             "policy_version": pol.get("version"), "policy_error": str(pol.get("error") or ""),
             "policy_refused_version": pol.get("refused_version"),
+            "version_behind": fleet.behind(str(hb.get("version") or "")),
             "hostname": a.hostname, "version": str(hb.get("version") or ""), "state": state,
             "enrolled": a.enrolled, "last_seen": a.last_seen, "revoked": a.revoked,
             "probes_total": len(probes), "probes_running": len(running),
@@ -230,7 +233,10 @@ def cmd_agents(args: argparse.Namespace) -> int:
         policy = "-" if f["policy_version"] is None else f"v{f['policy_version']}"
         if f["policy_error"]:
             policy += f" (v{f['policy_refused_version']} refused)"
-        rows.append((f["agent_id"], system, f["hostname"], f["version"] or "?", f["state"],
+        version = f["version"] or "?"
+        if f["version_behind"]:
+            version += " (older)"
+        rows.append((f["agent_id"], system, f["hostname"], version, f["state"],
                      seen, policy, probes))
     from canhgac.table import render
 
