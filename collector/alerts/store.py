@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -282,6 +283,18 @@ class AlertStore:
                 (since,)).fetchall()
         for sid, created, acked in rows:
             out.setdefault(sid, []).append((created, acked))
+        return out
+
+    def unacknowledged(self, alert_ids: Sequence[str]) -> set[str]:
+        """Those of ``alert_ids`` still open (nobody acknowledged or resolved them): escalation."""
+        out: set[str] = set()
+        ids = list(alert_ids)
+        with self._lock:
+            for i in range(0, len(ids), 500):
+                chunk = ids[i:i + 500]
+                out.update(r[0] for r in self._db.execute(
+                    f"SELECT id FROM alerts WHERE status='open' AND id IN ({','.join('?' * len(chunk))})",
+                    chunk))
         return out
 
     def counts(self) -> dict[tuple[str, str], int]:
