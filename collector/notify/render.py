@@ -129,10 +129,14 @@ def render_alert(a: dict[str, Any], language: str, recipients: list[dict[str, An
     name = a["system_name"] or a["system_id"] or "?"
     sev_vi = SEVERITY_VI.get(a["severity"], a["severity"]).upper()
     tag = "[canhgac] " + ("CHUYỂN CẤP " if step and language != "en" else "")
-    vi = f"{tag}Cảnh báo {sev_vi} — {name}: {a['rule_name']}"
-    en = ("[canhgac] " + ("ESCALATION " if step else "")
-          + f"{a['severity'].upper()} alert — {name}: {a['rule_name']}")
-    subject = _subject(language, vi, en if language == "en" else en.removeprefix("[canhgac] "))
+    what = f"{name}: {a['rule_name']}"
+    en_tag = "[canhgac] " + ("ESCALATION " if step else "")
+    if language == "vi":
+        subject = f"{tag}Cảnh báo {sev_vi} — {what}"
+    elif language == "en":
+        subject = f"{en_tag}{a['severity'].upper()} alert — {what}"
+    else:
+        subject = f"{tag}Cảnh báo {sev_vi} / {a['severity'].upper()} — {what}"
     return subject, _join(language, _alert_vi(a, recipients, step, deadline),
                           _alert_en(a, recipients, step, deadline))
 
