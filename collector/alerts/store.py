@@ -297,6 +297,16 @@ class AlertStore:
                     chunk))
         return out
 
+    def response_times(self, since: float) -> Sequence[tuple[str, str, int, float, int, float]]:
+        """Per (system, unit) for alerts raised since ``since``: (system, unit, acknowledged,
+        total seconds to acknowledge, resolved, total seconds to resolve) — MTTA and MTTR."""
+        with self._lock:
+            rows = self._db.execute(
+                "SELECT system_id, unit, COUNT(acked_at), COALESCE(SUM(acked_at - created), 0),"
+                " COUNT(resolved_at), COALESCE(SUM(resolved_at - created), 0)"
+                " FROM alerts WHERE created>=? GROUP BY system_id, unit", (since,)).fetchall()
+        return [(str(a), str(b), int(c), float(d), int(e), float(f)) for a, b, c, d, e, f in rows]
+
     def counts(self) -> dict[tuple[str, str], int]:
         """Unresolved alerts by (system, status), for the gauges."""
         with self._lock:
