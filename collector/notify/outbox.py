@@ -288,7 +288,11 @@ class Outbox:
         with self._lock:
             n = self._db.execute("DELETE FROM outbox WHERE status!='pending' AND delivered_at<?",
                                  (older_than,)).rowcount
-            self._db.execute("DELETE FROM routed WHERE held!=1 AND created<?", (older_than,))
+            # A routing row an escalation still needs (its summary) stays.
+            self._db.execute(
+                "DELETE FROM routed WHERE held!=1 AND created<? AND NOT EXISTS (SELECT 1 FROM"
+                " escalations e WHERE e.alert_id=routed.alert_id AND e.route=routed.route)",
+                (older_than,))
         return int(n)
 
     # -- escalation ------------------------------------------------------------------------

@@ -16,7 +16,7 @@ from collector.alerts.store import AlertStore
 from collector.notify.channels.build import build_channel
 from collector.notify.config import parse_notify_config
 from collector.notify.metrics import NotifyMetrics
-from collector.notify.outbox import Outbox
+from collector.notify.outbox import Outbox, Outcome
 from collector.notify.router import Router
 from collector.notify.service import Notifier
 from tests.fixtures.collector import wait_for
@@ -287,3 +287,19 @@ async def test_escalates_until_acknowledged(tmp_path: Path) -> None:
         await n.stop()
         await server.close()
         store.close()
+
+
+def test_prune_keeps_what_is_pending_or_still_escalating(tmp_path: Path) -> None:
+    clock = Clock()
+    router = _router(_config(), clock)
+    box = Outbox(tmp_path / "notify.db", clock)
+    a, b = alert(), alert(system="his", unit="Sở Y tế")
+    box.admit(router.candidates([a, b]), router.render)
+    [pa, pb] = sorted(box.due("hook", 10), key=lambda p: p.payload["alert"]["system_id"] != "his")
+    box.settle("hook", [Outcome(pa.key, "delivered")])
+    clock.t += 10
+    assert box.prune(clock.t) == 1  # only the delivered message
+    assert [p.key for p in box.due("hook", 10)] == [pb.key]
+    # a (cong-ttdt, two contacts) still has an escalation: its summary is kept for it
+    assert box.summary_of(a["event"]["id"], "default") is not None
+    assert box.summary_of(b["event"]["id"], "default") is None
