@@ -122,6 +122,18 @@ async def run(args: argparse.Namespace) -> dict:
     posted: dict[str, float] = {}
     retries = 0
     killed_at = None
+    current = {"proc": proc, "url": url}
+
+    async def killer(start: float) -> None:
+        """SIGKILL at ``--kill9`` s, whatever is in flight, and restart on the same state."""
+        nonlocal killed_at
+        await asyncio.sleep(max(0.0, start + args.kill9 - time.monotonic()))
+        current["proc"].send_signal(signal.SIGKILL)
+        await loop.run_in_executor(None, current["proc"].wait)
+        killed_at = time.monotonic() - start
+        p, u, _ = await loop.run_in_executor(None, start_collector, tmp, extra)
+        current["proc"], current["url"] = p, u
+
     async with aiohttp.ClientSession(connector=conn) as s:
         async with s.post(f"{url}/v1/enroll", json={"token": enroll, "hostname": "bench-01"}) as r:
             body = await r.json()
@@ -129,39 +141,37 @@ async def run(args: argparse.Namespace) -> dict:
         batches = args.alerts // args.batch
         interval = args.seconds / batches
         start = time.monotonic()
+        kill_task = asyncio.create_task(killer(start)) if args.kill9 else None
         for b in range(batches):
             due = start + b * interval
             await asyncio.sleep(max(0.0, due - time.monotonic()))
-            if args.kill9 and killed_at is None and time.monotonic() - start >= args.kill9:
-                proc.send_signal(signal.SIGKILL)
-                proc.wait()
-                killed_at = time.monotonic() - start
-                proc, url, ca = await loop.run_in_executor(None, start_collector, tmp, extra)
             alerts = [make_alert(b * args.batch + i) for i in range(args.batch)]
             data = gzip.compress(b"\n".join(orjson.dumps(a) for a in alerts), compresslevel=1)
             t0 = time.time()
             while True:
                 try:
-                    async with s.post(f"{url}/v1/events", data=data, headers={
+                    async with s.post(f"{current['url']}/v1/events", data=data, headers={
                             "Authorization": f"Bearer {token}", "Content-Encoding": "gzip",
                             "X-Batch-Id": f"notify-{b}"}) as r:
                         await r.read()
                         if r.status == 200:
                             break
-                except aiohttp.ClientError:
+                except (aiohttp.ClientError, OSError):
                     pass
                 retries += 1
                 await asyncio.sleep(0.2)
             for a in alerts:
                 posted.setdefault(a["event"]["id"], t0)
         load_seconds = time.monotonic() - start
+        if kill_task is not None:
+            await kill_task
         want = set(posted)
         recv.expect(want)
         with contextlib.suppress(TimeoutError):
             async with asyncio.timeout(args.drain):
                 await recv.done.wait()
-    proc.send_signal(signal.SIGTERM)
-    proc.wait(30)
+    current["proc"].send_signal(signal.SIGTERM)
+    current["proc"].wait(30)
     await runner.cleanup()
     individual = {aid: t for aid, t in recv.first.items() if aid in posted}
     lat = [individual[a] - posted[a] for a in individual]
