@@ -34,6 +34,7 @@ import orjson
 from agent.config import AgentConfig, ProbeSpec, resolve_probes
 from agent.enroll import Credentials, ensure_private_dir, load_credentials
 from agent.health import heartbeat_event, write_status
+from agent.identity import REFRESH, refresh
 from agent.probes.base import Emit, Probe, ProbeContext
 from canhgac import __version__
 from canhgac.errors import UserError
@@ -157,6 +158,10 @@ class AgentRuntime:
         specs = self.options.probes if self.options.probes is not None else resolve_probes(
             self.config, self.source)
         self.credentials = load_credentials(self.state_dir)
+        if not self.config.hostname and self.credentials and self.credentials.hostname:
+            # The name it was enrolled under is the one the collector shows: use it.
+            self.hostname = self.credentials.hostname
+            self._host_fields = {"hostname": self.hostname, "name": self.hostname}
         factory = self.options.output_factory or _default_output
         self._output = factory(self.config, self.credentials)
         agent_id = self.credentials.agent_id if self.credentials else ""
@@ -215,12 +220,12 @@ class AgentRuntime:
         assert spec.cls is not None and spec.config is not None
         backoff = Backoff(self.options.backoff_initial, self.options.backoff_max)
         probe_dir = self.state_dir / "probes" / spec.name
-        ctx = ProbeContext(
-            agent_id=self.credentials.agent_id if self.credentials else "",
-            hostname=self.hostname, state_dir=probe_dir,
-        )
         while True:
             began = time.monotonic()
+            creds = self.credentials
+            # Built at each (re)start: a level the collector changed applies from here.
+            ctx = ProbeContext(agent_id=creds.agent_id if creds else "", hostname=self.hostname,
+                               state_dir=probe_dir, level=creds.level if creds else None)
             try:
                 probe_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
                 probe = spec.cls(spec.config, ctx)
@@ -317,6 +322,15 @@ class AgentRuntime:
                 log.exception("heartbeat failed")
             await wait_for_event(self._stop, self.heartbeat_interval)
 
+    async def _identity_loop(self) -> None:
+        while not self._stop.is_set():
+            if self.credentials is not None and self.options.output_factory is None:
+                try:
+                    self.credentials = await refresh(self.credentials, self.state_dir)
+                except Exception as exc:  # never stops the agent
+                    log.warning("identity refresh failed: %s", exc)
+            await wait_for_event(self._stop, REFRESH)
+
     def _on_delivered(self, lines: list[bytes]) -> None:
         self.last_delivery = time.time()
 
@@ -349,6 +363,7 @@ class AgentRuntime:
                 self._tasks.append(st.task)
         await asyncio.sleep(0)  # let probes reach their first await before the first heartbeat
         self._tasks.append(asyncio.create_task(self._heartbeat_loop(), name="heartbeat"))
+        self._tasks.append(asyncio.create_task(self._identity_loop(), name="identity"))
         running = [n for n, st in self.probes.items() if st.spec.status == "enabled"]
         log.info("agent %s started on %s: probes %s; heartbeat every %gs; queue %s",
                  self._agent_fields.get("id", "(not enrolled)"), self.hostname,

@@ -39,6 +39,7 @@ from collector.config import CollectorConfig
 from collector.connections import ConnectionGuard, GuardedSite, GuardMetrics
 from collector.context import CollectorContext, Ports
 from collector.enroll import make_handler as enroll_handler
+from collector.enroll import self_handler
 from collector.fleet import Presence
 from collector.ingest import Ingest
 from collector.inventory import load_inventory
@@ -140,6 +141,7 @@ def build_context(
     app.on_response_prepare.append(_server_header)
     app.router.add_post("/v1/events", ingest.handle)
     app.router.add_post("/v1/enroll", enroll_handler(ctx))
+    app.router.add_get("/v1/agent", self_handler(ctx))
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/readyz", readyz)
     app.router.add_get("/metrics", metrics)

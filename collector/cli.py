@@ -174,8 +174,13 @@ def _agent_facts(a: AgentRecord, state: str, inventory: InventoryHolder,
     running = [n for n, p in probes.items() if isinstance(p, dict) and p.get("state") == "running"]
     failing = sorted(n for n, p in probes.items()
                      if isinstance(p, dict) and p.get("state") not in ("running", "disabled", None))
-    known = not inventory.has_systems() or inventory.system(a.system_id) is not None
+    system = inventory.system(a.system_id) if a.system_id else None
+    known = not inventory.has_systems() or system is not None
+    status = system.status if system is not None else None
+    flag = ("" if known else "system_not_in_inventory") or (
+        "system_retired" if status == "retired" else "")
     return {"agent_id": a.agent_id, "system_id": a.system_id, "system_known": known,
+            "system_status": status, "flag": flag,
             "hostname": a.hostname, "version": str(hb.get("version") or ""), "state": state,
             "enrolled": a.enrolled, "last_seen": a.last_seen, "revoked": a.revoked,
             "probes_total": len(probes), "probes_running": len(running),
@@ -213,7 +218,8 @@ def cmd_agents(args: argparse.Namespace) -> int:
     rows = [("AGENT", "SYSTEM", "HOST", "VERSION", "STATE", "LAST SEEN", "PROBES")]
     for f in facts:
         seen = f"{int(now - f['last_seen'])}s ago" if f["last_seen"] else "never"
-        system = f["system_id"] + ("" if f["system_known"] else " (NOT IN INVENTORY)")
+        system = f["system_id"] + {"system_not_in_inventory": " (NOT IN INVENTORY)",
+                                   "system_retired": " (RETIRED)"}.get(f["flag"], "")
         probes = f"{f['probes_running']}/{f['probes_total']} running"
         if f["probes_failing"]:
             probes += " — " + ", ".join(f["probes_failing"])

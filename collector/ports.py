@@ -52,6 +52,10 @@ class NationalLinkStatus(Protocol):
     @property
     def last_delivery(self) -> dict[str, float]: ...
 
+    def availability(self, since: float, until: float) -> float | None:
+        """Share of the observed time in [since, until] the link was up; None: no record."""
+        ...
+
 
 class OperatorAuthenticator(Protocol):
     """SOC operator tokens (collector.search.operators.OperatorStore)."""

@@ -159,7 +159,8 @@ def _demo_inventory(path: Path) -> None:
             "onsite": {"team": [{"name": "Nguyễn Văn An", "role": "Trưởng nhóm ATTT"}]},
             "monitoring": {"provider": "SOC tỉnh (demo)"},
             "assessments": [{"date": today - dt.timedelta(days=60),
-                             "organisation": "Đơn vị đánh giá độc lập (demo)", "result": "passed"}],
+                             "organisation": "Đơn vị đánh giá độc lập (demo)", "result": "passed",
+                             "independent": True}],
             "national": {"enabled": True},
         }],
     })

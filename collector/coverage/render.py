@@ -68,6 +68,20 @@ HEADER = f"{'system':<14} {'tên / name':<20} {'cấp':>3} {'L1':>5} {'L2':>5} {
          f" {'duyệt':<8} {'p.án':<8}"
 
 
+# Flags a person must act on (SystemCoverage.flags), in both languages.
+FLAG_TEXT = {
+    "contract_expired": "hợp đồng giám sát đã hết hạn / monitoring contract expired",
+    "contract_expiring": "hợp đồng giám sát sắp hết hạn / monitoring contract ends soon",
+    "findings_overdue": "tồn tại quá hạn khắc phục / assessment findings overdue",
+    "needs_reapproval": "cần phê duyệt lại cấp độ / level needs re-approval",
+    "no_approved_level": "đang vận hành chưa được phê duyệt cấp độ / in operation, no approved level",
+}
+
+
+def flags_line(flags: list[str]) -> str:
+    return "  ! " + "; ".join(FLAG_TEXT.get(f, f) for f in flags)
+
+
 def render(data: dict[str, Any], colour: bool = False, tz_hours: int = 7) -> str:
     paint = Painter(colour)
     lines = []
@@ -93,6 +107,8 @@ def render(data: dict[str, Any], colour: bool = False, tz_hours: int = 7) -> str
             cells = " ".join(paint.ratio(s["layers"][layer]["ratio"]) for layer in LAYERS)
             lines.append(f"{_fit(s['id'], 14)} {_fit(s['name'], 20)} {s['level']:>3} {cells} "
                          f"{paint(f'{ap:<8}', ap_c)} {paint(f'{pl:<8}', pl_c)}".rstrip())
+            if s.get("flags"):
+                lines.append(paint(_fit(flags_line(s["flags"]), WIDTH).rstrip(), YELLOW))
         lines.append(_rollup_line("  = unit", unit, paint))
     p = data["province_rollup"]
     lines.append("")
@@ -102,7 +118,11 @@ def render(data: dict[str, Any], colour: bool = False, tz_hours: int = 7) -> str
                  f"{p['plan_deployed']} plan deployed, {p['overdue']} overdue, "
                  f"{p['fully_covered']} fully covered")
     if building:
-        lines.append(f"  {building} not yet in operation (not counted)")
+        lines.append(f"  {building} not in operation: planned, building or retired (not counted)")
+    stray = data.get("flagged_agents") or []
+    if stray:
+        lines.append(paint(f"  ! {len(stray)} agent(s) of systems not in the inventory or retired "
+                           "(canhgac collector agents)", YELLOW))
     if not data.get("national_configured", True):
         lines.append(paint("  L4: national link not configured on this collector", YELLOW))
     lines.append(paint("L1 tại chỗ/on-site  L2 giám sát/SOC  L3 đánh giá/assessment  "
