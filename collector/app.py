@@ -152,6 +152,9 @@ def build_context(
     built = build_outputs(config.outputs, ctx)
     selected = _select(config, source, components)
     check_order(selected)
+    if config.notifications.get("channels") and all(c.name != "notify" for c in selected):
+        log.warning("notifications: channels are configured but the notify component is not "
+                    "selected (components:), so no alert is notified")
     for spec in selected:
         importlib.import_module(spec.module).setup(ctx)
 
