@@ -15,8 +15,7 @@ from typing import Any
 
 import aiohttp
 
-from collector.notify.channels import SendError, http_error
-from collector.notify.channels.http import HttpClient, transport_error
+from collector.notify.channels.http import HttpClient
 from collector.notify.config import AlertmanagerChannel
 
 _LABEL_VALUE_MAX = 512
@@ -75,17 +74,7 @@ class Alertmanager:
     async def send(self, payload: dict[str, Any]) -> str:
         auth = (aiohttp.BasicAuth(self.cfg.username, str(self.cfg.password))
                 if self.cfg.username and self.cfg.password is not None else None)
-        try:
-            async with self.http.session().post(self.url, json=[to_alertmanager(payload)],
-                                                auth=auth) as r:
-                text = await r.text(errors="replace")
-                if r.status >= 300:
-                    raise http_error(r.status, text, r.headers.get("Retry-After"))
-                return f"HTTP {r.status}"
-        except SendError:
-            raise
-        except (aiohttp.ClientError, TimeoutError, OSError) as exc:
-            raise transport_error(exc) from None
+        return await self.http.post(self.url, json=[to_alertmanager(payload)], auth=auth)
 
     async def close(self) -> None:
         await self.http.close()

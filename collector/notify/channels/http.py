@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import asyncio
 from pathlib import Path
+from typing import Any
 
 import aiohttp
 
 from canhgac.tls import client_context
-from collector.notify.channels import SendError
+from collector.notify.channels import SendError, http_error
 
 
 class HttpClient:
@@ -28,6 +29,20 @@ class HttpClient:
         if self._session is not None:
             await self._session.close()
             self._session = None
+
+
+    async def post(self, url: str, **kwargs: Any) -> str:
+        """POST; "HTTP <status>" when accepted, else the SendError that says if a retry helps."""
+        try:
+            async with self.session().post(url, **kwargs) as r:
+                text = await r.text(errors="replace")
+                if r.status >= 300:
+                    raise http_error(r.status, text, r.headers.get("Retry-After"))
+                return f"HTTP {r.status}"
+        except SendError:
+            raise
+        except (aiohttp.ClientError, TimeoutError, OSError) as exc:
+            raise transport_error(exc) from None
 
 
 def transport_error(exc: BaseException) -> SendError:

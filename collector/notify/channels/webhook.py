@@ -15,11 +15,9 @@ import hmac
 import time
 from typing import Any
 
-import aiohttp
 import orjson
 
-from collector.notify.channels import SendError, http_error
-from collector.notify.channels.http import HttpClient, transport_error
+from collector.notify.channels.http import HttpClient
 from collector.notify.config import WebhookChannel
 
 
@@ -44,16 +42,7 @@ class Webhook:
                    "X-Canhgac-Timestamp": ts}
         if self.cfg.secret:
             headers["X-Canhgac-Signature"] = sign(str(self.cfg.secret), ts, body)
-        try:
-            async with self.http.session().post(self.cfg.url, data=body, headers=headers) as r:
-                text = await r.text(errors="replace")
-                if r.status >= 300:
-                    raise http_error(r.status, text, r.headers.get("Retry-After"))
-                return f"HTTP {r.status}"
-        except SendError:
-            raise
-        except (aiohttp.ClientError, TimeoutError, OSError) as exc:
-            raise transport_error(exc) from None
+        return await self.http.post(self.cfg.url, data=body, headers=headers)
 
     async def close(self) -> None:
         await self.http.close()
