@@ -90,8 +90,12 @@ def test_inventory_opt_out_and_level_lookup():
     inv = InventoryHolder(parse_inventory({"systems": [
         {"id": "on", "name": "A", "unit": "U", "level": 3, "national": {"enabled": True}},
         {"id": "off", "name": "B", "unit": "U", "level": 3},
+        {"id": "old", "name": "C", "unit": "U", "level": 3, "national": {"enabled": True},
+         "status": "retired", "retired_on": "2025-01-01"},
     ]}, "inv.yaml"))
     p = Policy(PolicyConfig(), inv)
+    # Issue 9: agents of retired systems are never forwarded to the national center.
+    assert p.decide(alert(99, system="old")) == "system_retired"
     a = alert(99, system="on")
     b = alert(99, system="off")
     assert p.decide(a) == "share:alert"
