@@ -77,7 +77,8 @@ def setup(ctx: CollectorContext) -> None:
 
     ctx.app.add_routes(ReportAPI(ctx.inventory, cfg, access=ports.access,
                                  history=history.store if history is not None else None,
-                                 alerts=ports.alerts, clock=service.clock).routes())
+                                 alerts=ports.alerts, link=ports.national_link,
+                                 clock=service.clock).routes())
 
 
 def _history(ctx: CollectorContext, cfg: CoverageConfig, service: CoverageService) -> HistoryAPI:

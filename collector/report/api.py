@@ -24,7 +24,7 @@ from collector.alerts.store import AlertFact
 from collector.coverage.config import CoverageConfig
 from collector.coverage.history import HistoryStore
 from collector.inventory import Inventory, InventoryHolder
-from collector.ports import PrincipalResolver
+from collector.ports import NationalLinkStatus, PrincipalResolver
 from collector.report.i18n import LANGS, text
 from collector.report.model import FORMATS, AnnualReport, Keep, build, check_year, period_of
 
@@ -68,7 +68,7 @@ def check_unit(unit: str, inventory: Inventory, keep: Keep | None, lang: str) ->
 
 def gather(inventory: Inventory, cfg: CoverageConfig, year: int, now: float, *,
            history: HistoryStore | None, alerts: AlertFacts | None, unit: str = "",
-           keep: Keep | None = None) -> AnnualReport:
+           keep: Keep | None = None, link: NationalLinkStatus | None = None) -> AnnualReport:
     """Read what the report needs from the stores (history of the year's systems, the year's
     alerts) and build it. Runs in a thread: SQLite reads, no event loop."""
     p = period_of(year, now, cfg)
@@ -77,8 +77,10 @@ def gather(inventory: Inventory, cfg: CoverageConfig, year: int, now: float, *,
     trends = history.trends(ids, p.start, p.end) if history is not None else {}
     facts: Sequence[AlertFact] = alerts.facts(p.start_ts, p.end_ts) if alerts is not None else ()
     first = history.first_day() if history is not None else None
+    # The shared link's own record (province infrastructure, no unit's figures in it).
+    available = link.availability(p.start_ts, p.end_ts) if link is not None else None
     return build(inventory, cfg, year, now, trends=trends, alerts=facts, history_from=first,
-                 unit=unit, keep=keep)
+                 unit=unit, keep=keep, link_availability=available)
 
 
 def _keep(who: Principal) -> Keep | None:
@@ -88,12 +90,14 @@ def _keep(who: Principal) -> Keep | None:
 class ReportAPI:
     def __init__(self, inventory: InventoryHolder, cfg: CoverageConfig, *,
                  access: PrincipalResolver | None, history: HistoryStore | None,
-                 alerts: object | None, clock: Callable[[], float] = time.time) -> None:
+                 alerts: object | None, link: NationalLinkStatus | None = None,
+                 clock: Callable[[], float] = time.time) -> None:
         self.inventory = inventory
         self.cfg = cfg
         self.access = access
         self.history = history
         self.alerts = alerts if isinstance(alerts, AlertFacts) else None
+        self.link = link
         self.clock = clock
 
     def routes(self) -> list[web.RouteDef]:
@@ -121,7 +125,7 @@ class ReportAPI:
             return _error(str(exc))
         report = await asyncio.to_thread(gather, inventory, self.cfg, year, now,
                                          history=self.history, alerts=self.alerts, unit=unit,
-                                         keep=keep)
+                                         keep=keep, link=self.link)
         if fmt == "json":  # levels are integer keys of ``counts``
             return web.Response(body=orjson.dumps(report.to_dict(), option=orjson.OPT_NON_STR_KEYS),
                                 content_type="application/json")

@@ -82,6 +82,10 @@ _T: dict[str, tuple[str, str]] = {
                       "hoạt động và báo cáo được gửi trong thời hạn.",
                       "Availability: the share of the system's time in operation during the year "
                       "with the link up and reports delivered within the window."),
+    "link_up": ("Liên kết với Trung tâm Giám sát an toàn không gian mạng quốc gia hoạt động "
+                "{pct} thời gian được ghi nhận trong năm.",
+                "The link with the national center was up {pct} of the recorded time during the "
+                "year."),
     "s_obligations": ("7. Nghĩa vụ còn tồn tại và người chịu trách nhiệm",
                       "7. Open obligations and who owns them"),
     "no_obligations": ("Không còn nghĩa vụ nào tồn tại.", "No open obligation."),

@@ -159,8 +159,10 @@ def national(r: AnnualReport, t: Texts) -> Section:
         known = [x for x in sharing if x is not None]
         rows.append([u, f"{len(sharing)}/{len(live)}",
                      t.pct(sum(known) / len(known) if known else None)])
-    return Section(t("s_national"), [t("sum_national", pct=t.pct(r.national_availability)),
-                                     t("national_note")],
+    paragraphs = [t("sum_national", pct=t.pct(r.national_availability)), t("national_note")]
+    if r.link_availability is not None:
+        paragraphs.append(t("link_up", pct=t.pct(r.link_availability)))
+    return Section(t("s_national"), paragraphs,
                    [Table("national", [t("c_unit_name"), t("c_sharing"), t("c_availability")],
                           rows)])
 

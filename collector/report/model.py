@@ -163,6 +163,8 @@ class AnnualReport:
     national_availability: float | None
     obligations: list[Obligation]
     units: list[str] = field(default_factory=list)
+    # The link itself (collector.national's record of it): up share of the observed time.
+    link_availability: float | None = None
 
     @property
     def in_operation(self) -> list[SystemYear]:
@@ -450,7 +452,7 @@ def alert_year(facts: Iterable[AlertFact], levels: Mapping[str, int], cfg: Cover
 def build(inventory: Inventory, cfg: CoverageConfig, year: int, now: float, *,
           trends: Mapping[str, Sequence[Snapshot]], alerts: Iterable[AlertFact],
           history_from: dt.date | None = None, unit: str = "",
-          keep: Keep | None = None) -> AnnualReport:
+          keep: Keep | None = None, link_availability: float | None = None) -> AnnualReport:
     """The report over the systems in ``unit`` (all when "") that ``keep`` lets the reader
     see. Totals and alerts come from those systems only: a unit's report never shows
     another unit's figures, totals included."""
@@ -490,7 +492,7 @@ def build(inventory: Inventory, cfg: CoverageConfig, year: int, now: float, *,
         complete=p.complete, generated=local_date(now, cfg), history_from=history_from,
         counts=counts, systems=systems, inspections=inspections, findings=findings,
         alerts=alert_year(facts, ids, cfg), national_availability=national,
-        obligations=obligations, units=names)
+        obligations=obligations, units=names, link_availability=link_availability)
 
 
 def check_year(year: int, now: float, cfg: CoverageConfig) -> tuple[int, int] | None:

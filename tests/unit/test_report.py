@@ -458,3 +458,20 @@ def test_new_inventory_fields_when_the_model_has_them(
     mail.retired_on = "2024-12-31"  # type: ignore[attr-defined]
     r = gather(inv, CFG, fx.YEAR, fx.NOW, history=history, alerts=alerts)
     assert "mail" not in {s.id for s in r.systems}
+
+
+def test_the_links_own_availability_record(world: tuple[Inventory, HistoryStore, AlertStore]) -> None:
+    """collector.national keeps the link's up/down record: the report quotes it for the year."""
+    inv, history, alerts = world
+    seen: list[tuple[float, float]] = []
+
+    class Recorded(fx.Link):
+        def availability(self, since: float, until: float) -> float | None:
+            seen.append((since, until))
+            return 0.975
+
+    r = gather(inv, CFG, fx.YEAR, fx.NOW, history=history, alerts=alerts, link=Recorded())
+    assert r.link_availability == 0.975
+    assert seen == [(fx.ts(1, 1, 0), fx.NOW)]
+    assert ("Liên kết với Trung tâm Giám sát an toàn không gian mạng quốc gia hoạt động 97,5 % "
+            "thời gian được ghi nhận trong năm.") in render(r, "md", "vi").decode()
