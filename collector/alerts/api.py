@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Sequence
 from typing import Any
 
 import orjson
@@ -86,7 +87,7 @@ class AlertsAPI:
 
     def query(self, who: Principal, *, status: str | None = None, system: str | None = None,
               since: float | None = None, min_severity: int | None = None, unit: str = "",
-              limit: int = 100) -> list[AlertRecord]:
+              limit: int = 100) -> Sequence[AlertRecord]:
         """The alerts ``who`` may see, newest first: the one place the list's scope is applied.
 
         Used by ``GET /v1/alerts`` and by the web console (the ``alert_desk`` port).

@@ -166,6 +166,9 @@ class Console:
         form = await self.form(request)
         if not csrf.same_origin(request) or not csrf.matches(
                 request.cookies.get(csrf.LOGIN_COOKIE, ""), _str(form.get("login_csrf"))):
+            log.info("console sign-in refused from %s: stale or cross-site form (origin %s, "
+                     "fetch-site %s, cookie %s)", request.remote, request.headers.get("Origin"),
+                     request.headers.get("Sec-Fetch-Site"), csrf.LOGIN_COOKIE in request.cookies)
             return self._login_page(request, "login.stale", 403)
         token = (_str(form.get("token")) or "").strip()
         who = await self.principal(request, token) if token and len(token) <= 512 else None

@@ -7,6 +7,7 @@ comes back as the API's status and message.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 from urllib.parse import urlencode
 
@@ -51,7 +52,7 @@ def _filters(page: Page) -> dict[str, str]:
     return out
 
 
-def _rows(page: Page, f: dict[str, str]) -> tuple[list[AlertRecord], str | None]:
+def _rows(page: Page, f: dict[str, str]) -> tuple[Sequence[AlertRecord], str | None]:
     try:
         rows = _desk(page).query(page.who, status=f["state"] or None, system=f["system"] or None,
                                  unit=f["unit"], limit=QUEUE_LIMIT,

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Sequence
 from typing import Any
 
 from aiohttp import web
@@ -53,7 +54,7 @@ async def system_page(page: Page) -> tuple[str, dict[str, Any]]:
     if not report.systems:
         raise web.HTTPNotFound()
     cov = report.systems[0]
-    alerts: list[Any] = []
+    alerts: Sequence[Any] = []
     if page.deps.alerts is not None:
         try:
             alerts = page.deps.alerts.query(page.who, system=system_id, limit=10)
