@@ -40,6 +40,16 @@ class Formatter:
             return t.strftime("%d/%m/%Y %H:%M:%S" if seconds else "%d/%m/%Y %H:%M")
         return t.strftime("%Y-%m-%d %H:%M:%S" if seconds else "%Y-%m-%d %H:%M")
 
+    def stamp(self, text: object) -> str:
+        """An event's RFC 3339 ``@timestamp`` in the province's zone, as ``when`` shows it."""
+        if not isinstance(text, str):
+            return "–"
+        try:
+            return self.when(dt.datetime.fromisoformat(text.replace("Z", "+00:00")).timestamp(),
+                             seconds=True)
+        except ValueError:
+            return text
+
     def day(self, iso: str | dt.date | None) -> str:
         if not iso:
             return "–"

@@ -168,6 +168,13 @@ MESSAGES: dict[str, tuple[str, str]] = {
     "national.never": ("chưa gửi", "never"),
     "national.summaries": ("Báo cáo tổng hợp đã tạo", "Summaries made"),
     "error": ("Lỗi", "Error"),
+    "layer": ("Lớp", "Layer"),
+    "status.operating": ("đang vận hành", "in operation"),
+    "status.building": ("đang xây dựng", "being built"),
+    "result.passed": ("đạt", "passed"),
+    "result.passed_with_findings": ("đạt, có phát hiện", "passed with findings"),
+    "result.failed": ("không đạt", "failed"),
+    "n_systems": ("{n} hệ thống", "{n} systems"),
 }
 
 # The coverage model's reasons (collector/coverage/model.py), English pattern -> Vietnamese.

@@ -61,12 +61,14 @@ class Page:
 
     @property
     def scoped(self) -> bool:
-        return self.who.scope is not None
+        """Limited to some units or systems (a scope of ``all`` is the whole province)."""
+        scope = self.who.scope
+        return scope is not None and scope != "*" and not getattr(scope, "all", False)
 
     @property
     def allows_fn(self) -> Callable[[str, str], bool] | None:
         """For ``CoverageView.report_for``: None when the principal sees everything."""
-        return self.who.allows if self.who.scope is not None else None
+        return self.who.allows if self.scoped else None
 
     def search_scope(self) -> Scope:
         """The principal's scope as the search filter (AND-ed outside the user's query)."""
