@@ -45,5 +45,6 @@ def setup(ctx: CollectorContext) -> None:
         ("POST", "/ui/alerts/{id}/resolve", alerts.resolve, True),
         ("GET", "/ui/search", search.search_page, True),
         ("GET", "/ui/systems/{id}", system.system_page, True),
+        ("GET", "/ui/systems/{id}/events", system.system_events, True),
         ("GET", "/ui/national", national.national_page, True),
     ]))

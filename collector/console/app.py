@@ -12,6 +12,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import secrets
+import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -115,6 +116,13 @@ class Console:
 
     def page(self, view: View, touch: bool = True) -> Callable[[web.Request], Awaitable[web.StreamResponse]]:
         async def handler(request: web.Request) -> web.StreamResponse:
+            started = time.perf_counter()
+            response = await serve(request)
+            # The server's own time for the page (bench/console.py reads it).
+            response.headers["Server-Timing"] = f"app;dur={(time.perf_counter() - started) * 1000:.1f}"
+            return response
+
+        async def serve(request: web.Request) -> web.StreamResponse:
             sid = request.cookies.get(COOKIE)
             session = self.sessions.get(sid, touch=touch)
             if session is None:

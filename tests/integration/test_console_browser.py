@@ -191,6 +191,9 @@ def test_system_and_national_pages_and_the_language_switch(driver, stack: Stack)
     sign_in(driver, stack, stack.seeded.analyst, "/ui/systems/cong-ttdt")
     wait(driver, agent_online, "the enrolled agent online", stack)
     assert "Cổng thông tin điện tử tỉnh" in driver.find_element(By.TAG_NAME, "h1").text
+    # recent events come after the page, by htmx
+    wait(driver, lambda d: "Đăng nhập thất bại" in d.find_element(By.ID, "system-events").text,
+         "the system's recent events", stack)
     shot(driver, "system")
     driver.find_element(By.LINK_TEXT, "Kết nối quốc gia").click()
     wait(driver, ec.presence_of_element_located((By.ID, "national-off")), "the national page")

@@ -135,8 +135,9 @@ async def test_a_unit_viewer_sees_only_its_unit_totals_included(console) -> None
         assert YTE in html and TTTT not in html and "cong-ttdt" not in html
         # the province card counts this unit's systems in operation only (1 of the 5)
         assert re.search(r'id="total-systems">1<', html)
-        status, _, _ = await _get(http, f"{running.url}/ui/systems/cong-ttdt")
-        assert status == 404
+        for path in ("/ui/systems/cong-ttdt", "/ui/systems/cong-ttdt/events"):
+            status, _, _ = await _get(http, running.url + path)
+            assert status == 404, path
         status, html, _ = await _get(http, f"{running.url}/ui/systems/his-bv-trung-uong")
         assert status == 200 and "Hệ thống quản lý bệnh viện" in html
         _, html, _ = await _get(http, f"{running.url}/ui/alerts")

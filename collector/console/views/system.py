@@ -60,19 +60,28 @@ async def system_page(page: Page) -> tuple[str, dict[str, Any]]:
             alerts = page.deps.alerts.query(page.who, system=system_id, limit=10)
         except AlertStepError:
             alerts = []
+    return "system.html", {
+        "system": live, "cov": cov, "layers": LAYERS, "state_of": state_of,
+        "approval_key": approval_key(cov), "plan_key": plan_key(cov),
+        "agents": agent_rows(page, live), "alerts": alerts, "severity_name": severity_name,
+        "last_assessment": live.last_assessment(),
+    }
+
+
+async def system_events(page: Page) -> tuple[str, dict[str, Any]]:
+    """The system's recent events, loaded by the page after it shows (``hx-trigger="load"``):
+    a search over a large store must not hold up the rest of the page."""
+    system_id = page.request.match_info["id"]
+    live = page.deps.inventory.system(system_id)
+    if live is None or not page.allows(live.id, live.unit):
+        raise web.HTTPNotFound()
     events: list[dict[str, Any]] = []
-    events_error = None
+    error = None
     if page.deps.search is not None:
         try:
             req = SearchRequest.build("", since="24h", system=system_id, limit=20)
             events = (await page.deps.search.search(req, page.search_scope())).hits
         except Exception as exc:
             log.warning("console: recent events of %s: %s", system_id, exc)
-            events_error = page.t("search.unavailable")
-    return "system.html", {
-        "system": live, "cov": cov, "layers": LAYERS, "state_of": state_of,
-        "approval_key": approval_key(cov), "plan_key": plan_key(cov),
-        "agents": agent_rows(page, live), "alerts": alerts, "severity_name": severity_name,
-        "events": events, "events_error": events_error,
-        "last_assessment": live.last_assessment(),
-    }
+            error = page.t("search.unavailable")
+    return "system_events.html", {"system": live, "events": events, "events_error": error}
