@@ -136,19 +136,27 @@ async def main() -> None:
     ap.add_argument("--events", type=int, default=1_000_000)
     ap.add_argument("--rounds", type=int, default=50)
     ap.add_argument("--search-rounds", type=int, default=20)
+    ap.add_argument("--state", type=Path, default=None,
+                    help="keep the generated state here and reuse it on the next run (generating "
+                    "1,000,000 events takes minutes: do it outside the exclusive lock)")
+    ap.add_argument("--prepare-only", action="store_true")
     args = ap.parse_args()
-    tmp = Path(tempfile.mkdtemp(prefix="canhgac-console-bench-"))
+    tmp = args.state or Path(tempfile.mkdtemp(prefix="canhgac-console-bench-"))
+    tmp.mkdir(parents=True, exist_ok=True)
     state = tmp / "collector"
-    state.mkdir(parents=True)
     systems = inventory(tmp / "inventory.yaml", args.systems, args.units)
-    t = time.perf_counter()
-    events(state / "events.db", args.events, systems)
-    print(f"{args.events:,} events written in {time.perf_counter() - t:.0f} s; "
-          f"{args.systems} systems in {args.units} units")
-    auth = AuthStore(state / "auth.db")
-    for sid, _ in systems:
-        auth.enroll(auth.create_enroll_token(sid), f"{sid}-app-0")
-    auth.close()
+    if not (state / "events.db").exists():
+        state.mkdir(parents=True, exist_ok=True)
+        t = time.perf_counter()
+        events(state / "events.db", args.events, systems)
+        print(f"{args.events:,} events written in {time.perf_counter() - t:.0f} s")
+        auth = AuthStore(state / "auth.db")
+        for sid, _ in systems:
+            auth.enroll(auth.create_enroll_token(sid), f"{sid}-app-0")
+        auth.close()
+    print(f"{args.systems} systems in {args.units} units; store {tmp}")
+    if args.prepare_only:
+        return
     ops = OperatorStore(state / DB_NAME)
     analyst = ops.create("bench-analyst", "analyst", Scope.everything())
     viewer = ops.create("bench-viewer", "viewer", Scope.parse(f"unit:{systems[0][1]}"))

@@ -15,11 +15,13 @@ from selenium.webdriver.common.by import By
 from selenium.webdriver.support import expected_conditions as ec
 from selenium.webdriver.support.ui import Select, WebDriverWait
 
+from canhgac.tls import make_ca
 from collector.alerts.store import AlertStore
+from national_center.local import prepare as prepare_center
 from tests.fixtures.browser import console_errors, start_browser
 from tests.fixtures.common import free_port
 from tests.fixtures.console import INVENTORY, ROOT, TTTT, YTE, Seeded, alert_doc, seed
-from tests.fixtures.procs import AgentProc, CollectorProc, diagnose
+from tests.fixtures.procs import AgentProc, CollectorProc, _spawn, diagnose
 
 pytestmark = pytest.mark.integration
 
@@ -28,11 +30,19 @@ DEADLINE = 30.0
 
 
 class Stack:
+    """The seeded collector, the mock national center it reports to, one enrolled agent."""
+
     def __init__(self, base: Path) -> None:
         self.base = base
         self.seeded: Seeded = seed(base / "collector")
-        self.collector = CollectorProc(base, free_port(), {"inventory": str(INVENTORY),
-                                                           "heartbeat_interval": "2s"}).start()
+        center = prepare_center(base / "national", make_ca(base / "collector" / "tls"),
+                                port=free_port())
+        self.national = _spawn(center.argv, base / "national.log")
+        sections = center.collector_sections
+        self.collector = CollectorProc(base, free_port(), {
+            "inventory": str(INVENTORY), "heartbeat_interval": "2s",
+            "national": sections["national"],
+            "outputs": {"store": {}, **sections["outputs"]}}).start()
         self.agent = AgentProc(base)
         self.agent.enroll(self.collector, system="cong-ttdt")
         self.agent.start(only={"host_metrics": {"interval": "2s"}})
@@ -44,6 +54,8 @@ class Stack:
     def stop(self) -> None:
         self.agent.stop()
         self.collector.stop()
+        self.national.terminate()
+        self.national.wait(15)
 
 
 @pytest.fixture(scope="module")
@@ -196,7 +208,13 @@ def test_system_and_national_pages_and_the_language_switch(driver, stack: Stack)
          "the system's recent events", stack)
     shot(driver, "system")
     driver.find_element(By.LINK_TEXT, "Kết nối quốc gia").click()
-    wait(driver, ec.presence_of_element_located((By.ID, "national-off")), "the national page")
+    wait(driver, lambda d: (d.refresh() or True) and "Kết nối hoạt động" in d.find_element(
+        By.ID, "link-state").text, "the national link up after its first check", stack)
+    checks = driver.find_element(By.ID, "national-checks").text
+    for step in ("dns", "tcp", "tls", "ping", "clock", "signed"):
+        assert step in checks
+    assert "LỖI" not in checks and "Cổng thông tin điện tử tỉnh" in driver.find_element(
+        By.ID, "national-deliveries").text
     shot(driver, "national")
     driver.find_element(By.LINK_TEXT, "English").click()
     wait(driver, lambda d: d.find_element(By.TAG_NAME, "html").get_attribute("lang") == "en",
@@ -224,6 +242,11 @@ def test_a_unit_viewer_cannot_reach_another_units_system(driver, stack: Stack) -
     assert "Cổng thông tin" not in driver.find_element(By.TAG_NAME, "body").text
     driver.get(stack.url + "/ui/systems/his-bv-trung-uong")
     wait(driver, ec.presence_of_element_located((By.ID, "system-layers")), "its own system")
+    # the national page: no other unit's deliveries, no province-wide backlog
+    driver.get(stack.url + "/ui/national")
+    wait(driver, ec.presence_of_element_located((By.ID, "link-state")), "the national page")
+    assert TTTT not in driver.find_element(By.ID, "national-deliveries").text
+    assert not driver.find_elements(By.ID, "national-backlog")
     # the refused URL's 404 is the one console message expected
     no_errors(driver, allowed=("/ui/systems/cong-ttdt - Failed to load resource: the server "
                                "responded with a status of 404",))
