@@ -26,6 +26,13 @@ class Session:
     csrf: str  # required on every write: a form field or the X-CSRF-Token header
     created: float
     last_active: float
+    # A refused step's message, shown once by the next page: never carried in the URL,
+    # where anyone could put words in the console's mouth with a crafted link.
+    flash: str | None = None
+
+    def take_flash(self) -> str | None:
+        message, self.flash = self.flash, None
+        return message
 
 
 def _key(sid: str) -> str:

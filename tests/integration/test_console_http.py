@@ -152,8 +152,12 @@ async def test_a_unit_viewer_sees_only_its_unit_totals_included(console) -> None
         # a viewer may not ack, even with a valid CSRF token
         csrf = hidden(html, "csrf")
         async with http.post(f"{running.url}/ui/alerts/{seeded.alerts['his-bv-trung-uong']}/ack",
-                             data={"csrf": csrf}, allow_redirects=False) as r:
-            assert r.status == 303 and "error=" in r.headers["Location"]
+                             data={"csrf": csrf, "next": "/ui/alerts"}, allow_redirects=False) as r:
+            assert r.status == 303 and r.headers["Location"] == "/ui/alerts"
+        _, html, _ = await _get(http, f"{running.url}/ui/alerts")  # the refusal, shown once
+        assert "role &#39;viewer&#39; may not change alerts" in html
+        _, html, _ = await _get(http, f"{running.url}/ui/alerts?error=Call+0123")
+        assert "may not change alerts" not in html and "Call 0123" not in html
         assert running.ctx.ports.alert_desk.store.get(  # type: ignore[union-attr]
             seeded.alerts["his-bv-trung-uong"]).status == "open"
 

@@ -80,7 +80,7 @@ async def alerts_page(page: Page) -> tuple[str, dict[str, Any]]:
     units, systems = _choices(page)
     return "alerts.html", {**_common(page, f), "units": units, "systems": systems,
                            "severities": list(SEVERITY_NUMBER), "states": STATUSES,
-                           "request_error": page.request.query.get("error")}
+                           "request_error": page.session.take_flash()}
 
 
 async def alerts_queue(page: Page) -> tuple[str, dict[str, Any]]:
@@ -99,7 +99,7 @@ async def alert_detail(page: Page) -> tuple[str, dict[str, Any]]:
     alert_query = f'event.id:"{rec.id}"'
     return "alert.html", {"alert": rec, "severity_name": severity_name, "outcomes": OUTCOMES,
                           "evidence_ids": ids, "evidence_query": evidence_query,
-                          "alert_query": alert_query, "error": page.request.query.get("error"),
+                          "alert_query": alert_query, "error": page.session.take_flash(),
                           "alert_json": orjson.dumps(rec.event, option=orjson.OPT_INDENT_2).decode()}
 
 
@@ -114,10 +114,9 @@ async def _step(page: Page, action: str) -> web.StreamResponse:
     try:
         _desk(page).step(page.who, alert_id, action, note, outcome)
     except AlertStepError as exc:
-        sep = "&" if "?" in back else "?"
         if exc.status == 404:
             raise web.HTTPNotFound(text="no such alert\n") from None
-        return redirect(f"{back}{sep}{urlencode({'error': exc.message})}")
+        page.session.flash = exc.message
     return redirect(back)
 
 
