@@ -32,12 +32,12 @@ COMPONENTS: tuple[ComponentSpec, ...] = (
     ComponentSpec("search", "collector.search", provides=("operators", "search")),
     ComponentSpec("alerts", "collector.alerts", provides=("alerts", "access", "alert_desk"),
                   uses=("operators",)),
-    ComponentSpec("coverage", "collector.coverage", provides=("coverage",),
+    ComponentSpec("coverage", "collector.coverage", provides=("coverage", "coverage_history"),
                   uses=("agents", "presence", "alerts", "access", "national_link")),
     # Last: the web console (/ui/) reads what the others provide, through the same rules.
     ComponentSpec("console", "collector.console",
-                  uses=("access", "alert_desk", "coverage", "search", "agents", "presence",
-                        "national_detail")),
+                  uses=("access", "alert_desk", "coverage", "coverage_history", "search", "agents",
+                        "presence", "national_detail")),
 )
 
 

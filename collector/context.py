@@ -28,6 +28,7 @@ from collector.ports import (
     AgentDirectory,
     AlertDesk,
     AlertLedger,
+    CoverageHistory,
     CoverageView,
     EventSearch,
     Inject,
@@ -85,6 +86,7 @@ class Ports:
     search: EventSearch | None = None
     alert_desk: AlertDesk | None = None
     coverage: CoverageView | None = None
+    coverage_history: CoverageHistory | None = None  # None: coverage.history is off
     national_detail: NationalLinkDetail | None = None  # set even when the link is not configured
 
 

@@ -15,9 +15,12 @@ from typing import TYPE_CHECKING, Any, Protocol
 from aiohttp import web
 
 if TYPE_CHECKING:
+    import datetime as dt
+
     from collector.alerts.access import Principal
     from collector.alerts.store import AlertRecord
     from collector.auth import AgentRecord
+    from collector.coverage.history import Snapshot
     from collector.coverage.model import CoverageReport
     from collector.national.metrics import LinkState
     from collector.search.model import Scope, SearchRequest, SearchResult
@@ -89,6 +92,14 @@ class CoverageView(Protocol):
 
     def report_for(self, allows: Callable[[str, str], bool] | None, unit: str = "",
                    system: str = "") -> CoverageReport: ...
+
+
+class CoverageHistory(Protocol):
+    """One system's coverage snapshots over time (collector.coverage.HistoryStore)."""
+
+    def today(self) -> dt.date: ...
+
+    def trend(self, system: str, since: dt.date, until: dt.date) -> list[Snapshot]: ...
 
 
 class EventSearch(Protocol):

@@ -2,7 +2,7 @@
 
 ``setup(ctx)`` reads ``console:`` from collector.yaml and adds the routes and the
 security headers. It provides no port; it uses ``access`` (who is asking, the
-only authority), ``alert_desk``, ``coverage``, ``search``, ``agents``,
+only authority), ``alert_desk``, ``coverage``, ``coverage_history``, ``search``, ``agents``,
 ``presence`` and ``national_detail``; a page whose provider is off says so.
 """
 
@@ -33,6 +33,7 @@ def setup(ctx: CollectorContext) -> None:
                           "(access control); add it or set console.enabled: false")
     deps = Deps(access=ports.access, inventory=ctx.inventory, agents=ports.agents,
                 presence=ports.presence, alerts=ports.alert_desk, coverage=ports.coverage,
+                history=ports.coverage_history,
                 search=ports.search, national=ports.national_detail)
     console = Console(deps, config)
     ctx.app.on_response_prepare.append(add_headers)

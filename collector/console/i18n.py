@@ -175,6 +175,9 @@ MESSAGES: dict[str, tuple[str, str]] = {
     "result.passed_with_findings": ("đạt, có phát hiện", "passed with findings"),
     "result.failed": ("không đạt", "failed"),
     "n_systems": ("{n} hệ thống", "{n} systems"),
+    "history": ("Lịch sử bao phủ (12 tháng, các lần thay đổi)", "Coverage history (12 months, changes)"),
+    "day": ("Ngày", "Day"),
+    "changed": ("Thay đổi", "Changed"),
 }
 
 # The coverage model's reasons (collector/coverage/model.py), English pattern -> Vietnamese.

@@ -21,6 +21,7 @@ from collector.inventory import InventoryHolder
 from collector.ports import (
     AgentDirectory,
     AlertDesk,
+    CoverageHistory,
     CoverageView,
     EventSearch,
     NationalLinkDetail,
@@ -41,6 +42,7 @@ class Deps:
     presence: Presence
     alerts: AlertDesk | None
     coverage: CoverageView | None
+    history: CoverageHistory | None
     search: EventSearch | None
     national: NationalLinkDetail | None
 

@@ -77,6 +77,7 @@ def _history(ctx: CollectorContext, cfg: CoverageConfig, service: CoverageServic
                          clock=service.clock, es_enabled=es is not None)
     service.listeners.append(store.on_report)
     ctx.add_closer(store.close)  # registered first: closed after both have stopped
+    ctx.ports.coverage_history = store
     ctx.add_startable(store)
     if es is not None:
         from collector.coverage.history_es import EsHistory

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 from selenium import webdriver
+from selenium.common.exceptions import NoSuchElementException, StaleElementReferenceException
 from selenium.webdriver.common.by import By
 from selenium.webdriver.support import expected_conditions as ec
 from selenium.webdriver.support.ui import Select, WebDriverWait
@@ -86,11 +87,15 @@ def driver(browser: webdriver.Chrome, stack: Stack) -> Iterator[webdriver.Chrome
 
 
 def wait(driver: webdriver.Chrome, condition, what: str, stack: Stack | None = None):  # type: ignore[no-untyped-def]
+    # The alert queue is swapped every poll: an element found a moment ago may be gone.
+    ignored = (NoSuchElementException, StaleElementReferenceException)
     try:
-        return WebDriverWait(driver, DEADLINE, poll_frequency=0.1).until(condition)
-    except Exception:
+        return WebDriverWait(driver, DEADLINE, poll_frequency=0.1,
+                             ignored_exceptions=ignored).until(condition)
+    except Exception as exc:
         logs = diagnose(stack.base) if stack else ""
-        raise AssertionError(f"waited {DEADLINE:g} s for {what}; page {driver.current_url}\n"
+        raise AssertionError(f"waited {DEADLINE:g} s for {what} ({type(exc).__name__}); "
+                             f"page {driver.current_url}\n"
                              f"{driver.find_element(By.TAG_NAME, 'body').text[:2000]}\n{logs}") from None
 
 
@@ -142,12 +147,13 @@ def test_live_queue_ack_and_evidence(driver, stack: Stack) -> None:
     wait(driver, ec.presence_of_element_located((By.ID, f"alert-{new['event']['id']}")),
          "the new alert to appear without reload", stack)
     shot(driver, "alerts")
-    driver.find_element(By.ID, f"ack-{alert}").click()
+    wait(driver, lambda d: d.find_element(By.ID, f"ack-{alert}").click() or True, "the ack click")
     wait(driver, lambda d: d.find_element(By.CSS_SELECTOR, f"#{row} td.state")
          .get_attribute("data-state") == "acknowledged", "the alert to show acknowledged", stack)
-    assert "Nguyễn Văn An" in driver.find_element(By.ID, row).text
+    wait(driver, lambda d: "Nguyễn Văn An" in d.find_element(By.ID, row).text, "who acknowledged")
     # the alert's page, then its evidence events one click away
-    driver.find_element(By.CSS_SELECTOR, f"#{row} a[href='/ui/alerts/{alert}']").click()
+    wait(driver, lambda d: d.find_element(By.CSS_SELECTOR, f"#{row} a[href='/ui/alerts/{alert}']")
+         .click() or True, "the click on the alert")
     wait(driver, ec.presence_of_element_located((By.ID, "resolve-form")), "the alert page")
     assert driver.find_element(By.ID, "alert-state").get_attribute("data-state") == "acknowledged"
     shot(driver, "alert")
@@ -203,6 +209,9 @@ def test_system_and_national_pages_and_the_language_switch(driver, stack: Stack)
     sign_in(driver, stack, stack.seeded.analyst, "/ui/systems/cong-ttdt")
     wait(driver, agent_online, "the enrolled agent online", stack)
     assert "Cổng thông tin điện tử tỉnh" in driver.find_element(By.TAG_NAME, "h1").text
+    # the coverage history keeps a snapshot from the collector's start
+    wait(driver, lambda d: (d.refresh() or True) and bool(d.find_elements(By.ID, "system-history")),
+         "the coverage history", stack)
     # recent events come after the page, by htmx
     wait(driver, lambda d: "Đăng nhập thất bại" in d.find_element(By.ID, "system-events").text,
          "the system's recent events", stack)

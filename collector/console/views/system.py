@@ -6,6 +6,8 @@ viewer cannot learn by URL which other systems exist.
 
 from __future__ import annotations
 
+import asyncio
+import datetime as dt
 import logging
 import time
 from collections.abc import Sequence
@@ -17,10 +19,13 @@ from collector.alerts.api import AlertStepError
 from collector.console.page import Page
 from collector.console.views.alerts import severity_name
 from collector.console.views.overview import approval_key, plan_key, state_of
+from collector.coverage.history_api import changes_only
 from collector.coverage.model import LAYERS, agents_of
 from collector.search.model import SearchRequest
 
 log = logging.getLogger(__name__)
+
+HISTORY_ROWS = 30  # changes shown, newest first (the CLI and API give the whole year)
 
 
 def _probe_state(value: Any) -> str:
@@ -60,11 +65,17 @@ async def system_page(page: Page) -> tuple[str, dict[str, Any]]:
             alerts = page.deps.alerts.query(page.who, system=system_id, limit=10)
         except AlertStepError:
             alerts = []
+    history: list[dict[str, Any]] | None = None
+    if page.deps.history is not None:
+        today = page.deps.history.today()
+        snaps = await asyncio.to_thread(page.deps.history.trend, system_id,
+                                        today - dt.timedelta(days=365), today)
+        history = changes_only(snaps)[-HISTORY_ROWS:][::-1]  # newest first
     return "system.html", {
         "system": live, "cov": cov, "layers": LAYERS, "state_of": state_of,
         "approval_key": approval_key(cov), "plan_key": plan_key(cov),
         "agents": agent_rows(page, live), "alerts": alerts, "severity_name": severity_name,
-        "last_assessment": live.last_assessment(),
+        "last_assessment": live.last_assessment(), "history": history,
     }
 
 
