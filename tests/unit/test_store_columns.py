@@ -100,3 +100,17 @@ def test_many_matches_page_along_the_time_index_in_the_same_order(tmp_path: Path
     newest = sorted(auth, key=lambda d: (d["@timestamp"], d["event"]["id"]), reverse=True)[:50]
     assert res.total == len(auth) >= WALK_TIME_INDEX
     assert [h["event"]["id"] for h in res.hits] == [d["event"]["id"] for d in newest]
+
+
+def test_the_total_with_a_histogram_is_the_count(store: StoreBackend) -> None:
+    """With a histogram the total is the sum of its buckets (one pass): the same number."""
+    from canhgac.timeutil import from_epoch
+
+    for query in ("*", "event.dataset:auth", "NOT event.dataset:true", "event.dataset:nothing"):
+        kw: dict[str, Any] = {"start": from_epoch(BASE - 3600), "end": from_epoch(BASE), "limit": 0}
+        plain = SearchRequest.build(query, **kw)
+        hist = SearchRequest.build(query, histogram="5m", **kw)
+        a = store.search_sync(plain, plain.filter_ast(Scope.everything()))
+        b = store.search_sync(hist, hist.filter_ast(Scope.everything()))
+        assert a.histogram is None and b.histogram is not None
+        assert a.total == b.total == sum(x.count for x in b.histogram)
