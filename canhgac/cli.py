@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import os
 import sys
 from collections.abc import Callable, Sequence
 from importlib.metadata import EntryPoint, entry_points
@@ -22,7 +23,7 @@ from canhgac.errors import UserError
 GROUP = "canhgac.commands"
 # The order shown in --help; commands not listed here follow alphabetically.
 HELP_ORDER: tuple[str, ...] = (
-    "up", "agent", "collector", "inventory", "coverage", "alerts", "rules",
+    "up", "agent", "collector", "inventory", "coverage", "alerts", "notify", "rules",
     "national-mock", "check", "query", "version",
 )
 
@@ -105,6 +106,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         return exc.exit_code
     except KeyboardInterrupt:
         return 130
+    except BrokenPipeError:
+        # The reader went away (`canhgac ... | head`): not an error of ours. Point stdout
+        # at /dev/null so the interpreter's final flush does not raise again.
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return 141  # 128 + SIGPIPE, what a shell reports for a killed writer
 
 
 if __name__ == "__main__":  # pragma: no cover

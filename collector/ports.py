@@ -47,6 +47,8 @@ class AlertLedger(Protocol):
 
     def counts(self) -> dict[tuple[str, str], int]: ...
 
+    def unacknowledged(self, alert_ids: Sequence[str]) -> set[str]: ...
+
 
 class NationalLinkStatus(Protocol):
     """Layer 4 as the national component sees it (collector.national.NationalComponent)."""
@@ -56,6 +58,10 @@ class NationalLinkStatus(Protocol):
 
     @property
     def last_delivery(self) -> dict[str, float]: ...
+
+    def availability(self, since: float, until: float) -> float | None:
+        """Share of the observed time in [since, until] the link was up; None: no record."""
+        ...
 
 
 class OperatorAuthenticator(Protocol):

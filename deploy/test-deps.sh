@@ -3,7 +3,7 @@
 # Each area appends what it needs to PACKAGES; nothing is downloaded outside the
 # package registries.
 set -euo pipefail
-PACKAGES=(iproute2 openjdk-17-jdk-headless maven prometheus openssh-server nmap tcpdump libpcap0.8 tcpreplay tshark aide util-linux bsdutils systemd stress-ng chromium chromium-driver)
+PACKAGES=(iproute2 openjdk-17-jdk-headless maven prometheus openssh-server nmap tcpdump libpcap0.8 tcpreplay tshark aide util-linux bsdutils systemd stress-ng prometheus-alertmanager chromium chromium-driver)
 missing=()
 for p in "${PACKAGES[@]}"; do
   dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")

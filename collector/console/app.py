@@ -79,7 +79,7 @@ class Console:
         html = self.env.get_template(template).render(
             t=page.t if page else i18n.translator(lang), lang=lang, fmt=fmt, page=page,
             asset=self.asset, htmx=self.asset[HTMX], path=request.path_qs,
-            reason=lambda text: i18n.reason(text, fmt), quote=quote,
+            reason=lambda layer: i18n.reason(layer, lang), quote=quote,
             poll=float(self.config.poll_interval), scope_text=scope_text, status=status,
             active=values.pop("active", _section(request.path)), **values)
         return web.Response(text=html, status=status, content_type="text/html", charset="utf-8")

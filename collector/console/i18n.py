@@ -1,18 +1,16 @@
 """Console text in Vietnamese (the default) and English, with diacritics as written.
 
-``MESSAGES`` holds every label a template shows, by key; ``reason`` turns the
-coverage model's gap reasons (English, as the API and CLI give them) into the
-reader's language with numbers formatted for it. A reason with no translation
-is shown as the model wrote it, never dropped: the why of a gap matters more
-than its language.
+``MESSAGES`` holds every label a template shows, by key; ``reason`` says why a
+coverage layer scores what it does with the coverage model's own reason texts
+(``collector.coverage.reasons``), so the console and the CLI use the same words.
 """
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable
+from typing import Any
 
-from collector.console.format import Formatter
+from collector.coverage.reasons import say
 
 LANGS = ("vi", "en")
 DEFAULT = "vi"
@@ -180,35 +178,6 @@ MESSAGES: dict[str, tuple[str, str]] = {
     "changed": ("Thay đổi", "Changed"),
 }
 
-# The coverage model's reasons (collector/coverage/model.py), English pattern -> Vietnamese.
-_REASONS: list[tuple[re.Pattern[str], str]] = [(re.compile(p), vi) for p, vi in (
-    (r"^no on-site team named$", "chưa có đội tại chỗ"),
-    (r"^team named; no alerts due in the window \(roster only\)$",
-     "đã có đội; không có cảnh báo nào đến hạn trong kỳ (chỉ danh sách)"),
-    (r"^(?P<a>\d+) of (?P<b>\d+) alerts acknowledged within SLA$",
-     "{a}/{b} cảnh báo được tiếp nhận đúng hạn"),
-    (r"^no hosts listed and no agent enrolled$", "chưa khai báo máy chủ và chưa có tác tử"),
-    (r"^(?P<a>\d+) of (?P<b>\d+) hosts have an online agent running every required probe$",
-     "{a}/{b} máy có tác tử trực tuyến chạy đủ probe bắt buộc"),
-    (r"^no independent assessment recorded$", "chưa có lần đánh giá độc lập nào"),
-    (r"^assessed (?P<a>\d+) days ago \((?P<r>[\w_]+)\)$", "đã đánh giá {a} ngày trước ({r})"),
-    (r"^last assessment (?P<a>\d+) days ago, older than (?P<b>\d+)$",
-     "lần đánh giá cuối {a} ngày trước, quá {b} ngày"),
-    (r"^national sharing not enabled for this system$",
-     "hệ thống chưa bật chia sẻ với trung tâm quốc gia"),
-    (r"^national link not configured$", "chưa cấu hình kết nối quốc gia"),
-    (r"^national link down$", "mất kết nối quốc gia"),
-    (r"^no report of this system delivered yet$", "chưa gửi được báo cáo nào của hệ thống"),
-    (r"^last delivery (?P<a>\d+) s ago, window (?P<b>\d+) s$",
-     "lần gửi cuối {a} giây trước, quá thời hạn {b} giây"),
-    (r"^link up, reports delivered within the window$", "kết nối tốt, báo cáo gửi đúng hạn"),
-)]
-
-_RESULTS = {"passed": ("đạt", "passed"), "passed_with_findings": ("đạt, có phát hiện",
-                                                                  "passed with findings"),
-            "failed": ("không đạt", "failed")}
-
-
 def pick(lang: str | None) -> str:
     return lang if lang in LANGS else DEFAULT
 
@@ -225,14 +194,9 @@ def translator(lang: str) -> Callable[..., str]:
     return t
 
 
-def reason(text: str, fmt: Formatter) -> str:
-    """A coverage reason in the reader's language, numbers formatted for it."""
-    if fmt.lang == "en":
-        return re.sub(r"\d{4,}", lambda m: fmt.num(int(m.group())), text)
-    for pattern, vi in _REASONS:
-        m = pattern.match(text)
-        if m:
-            values = {k: (_RESULTS.get(v, (v, v))[0] if k == "r" else fmt.num(int(v)))
-                      for k, v in m.groupdict().items()}
-            return vi.format(**values)
-    return text
+def reason(layer: Any, lang: str) -> str:
+    """Why a layer scores what it does, in ``lang``: the coverage model's reason codes said
+    by ``collector.coverage.reasons.say`` (the CLI's words); the English text where a
+    result carries no codes."""
+    codes = getattr(layer, "reasons", None)
+    return say(codes, pick(lang)) if codes else str(getattr(layer, "reason", ""))

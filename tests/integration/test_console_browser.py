@@ -125,7 +125,7 @@ def test_sign_in_and_overview_of_the_example_inventory(driver, stack: Stack) -> 
     assert heading == "Tổng quan — Thừa Thiên Huế"
     table = driver.find_element(By.ID, "coverage").text
     for text in ("Cổng thông tin điện tử tỉnh", "Hệ thống quản lý bệnh viện", TTTT, YTE,
-                 "chưa có đội tại chỗ"):
+                 "chưa có đội ứng cứu tại chỗ"):
         assert text in table, text
     assert "Nguyễn Văn An" in driver.find_element(By.CLASS_NAME, "who").text
     shot(driver, "overview")
