@@ -1,4 +1,4 @@
-"""The web console's pieces without a server: formats, sessions, translations, redirects,
+"""The web console's pieces without a server: formats, sessions, coverage reasons, redirects,
 the vendored htmx (its recorded checksum), and the labels every template uses."""
 
 from __future__ import annotations
