@@ -293,6 +293,8 @@ def _banner(url: str, ca: Path, state: Path, stack: Stack) -> None:
     print("canhgac is running / canhgac đang chạy".center(min(cols, 78), "─"))
     by_name = {c.name: c for c in stack.children}
     print(f"  collector    {url}   (pid {by_name['collector'].proc.pid})")
+    print(f"  console      {url}/ui/   (web console: sign in with the token in "
+          f"{state / 'collector' / 'admin.token'}, or one from canhgac collector operator-token)")
     print(f"  metrics      {url}/metrics   (Bearer token: {state / 'collector' / 'metrics.token'})")
     print(f"  CA cert      {ca}")
     if "national" in by_name:

@@ -28,6 +28,8 @@ def setup(ctx: CollectorContext) -> None:
     ctx.ports.alerts = store
     ctx.ports.access = access
     ctx.pipeline.add(AlertStage(store))
-    ctx.app.add_routes(AlertsAPI(store, access, ctx.inventory).routes())
+    api = AlertsAPI(store, access, ctx.inventory)
+    ctx.ports.alert_desk = api
+    ctx.app.add_routes(api.routes())
     ctx.registry.register(ResponseTimeCollector(store, ctx.inventory))
     ctx.add_closer(store.close)

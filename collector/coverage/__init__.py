@@ -45,6 +45,7 @@ def setup(ctx: CollectorContext) -> None:
         ctx.inventory.path = Path(ctx.config.inventory)
     ctx.add_startable(InventoryWatcher(ctx.inventory))
     ctx.add_startable(service)
+    ports.coverage = service
     # After the service: started once it runs, stopped (drained) after its refresher stops.
     history = _history(ctx, cfg, service) if cfg.history else None
 
@@ -59,14 +60,10 @@ def setup(ctx: CollectorContext) -> None:
         if access is None:
             raise web.HTTPForbidden(text="coverage API needs collector.alerts for access control\n")
         who = await access.principal(request)
-        report = service.report()
         unit = nfc(request.query.get("unit") or "")
         system = request.query.get("system") or ""
-        if who.scope is not None or unit or system:
-            # An operator sees only the systems in scope, and totals over those alone.
-            report = report.restricted(lambda s: who.allows(s.id, s.unit)
-                                       and (not unit or s.unit == unit)
-                                       and (not system or s.id == system))
+        # An operator sees only the systems in scope, and totals over those alone.
+        report = service.report_for(who.allows if who.scope is not None else None, unit, system)
         return web.Response(body=orjson.dumps(report.to_dict()), content_type="application/json")
 
     ctx.app.add_routes([web.get("/v1/coverage", get_coverage)])
@@ -88,6 +85,7 @@ def _history(ctx: CollectorContext, cfg: CoverageConfig, service: CoverageServic
                          clock=service.clock, es_enabled=es is not None)
     service.listeners.append(store.on_report)
     ctx.add_closer(store.close)  # registered first: closed after both have stopped
+    ctx.ports.coverage_history = store
     ctx.add_startable(store)
     if es is not None:
         from collector.coverage.history_es import EsHistory

@@ -72,6 +72,18 @@ class CoverageService:
                 fn(report)
             return report
 
+    def report_for(self, allows: Callable[[str, str], bool] | None, unit: str = "",
+                   system: str = "") -> CoverageReport:
+        """The report as ``allows(system_id, unit)`` may see it (None: everything), optionally
+        one unit or system; totals are recomputed over what remains, so a scoped view never
+        carries another unit's numbers. Used by ``GET /v1/coverage`` and the web console."""
+        report = self.report()
+        if allows is None and not unit and not system:
+            return report
+        return report.restricted(lambda s: (allows is None or allows(s.id, s.unit))
+                                 and (not unit or s.unit == unit)
+                                 and (not system or s.id == system))
+
     def _warn_flagged(self, report: CoverageReport) -> None:
         """Say it loudly, once per agent: an agent of a system the inventory does not list
         (or lists as retired) sends events nobody counts."""

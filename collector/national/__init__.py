@@ -201,6 +201,7 @@ def setup(ctx: CollectorContext) -> None:
     ctx.pipeline.add(comp.stage)  # first: indicator alerts then pass through detection
     ctx.registry.register(NationalMetrics(comp.state, comp.stage, comp.puller, comp.output))
     ctx.ports.indicators = comp.stage
+    ctx.ports.national_detail = comp
     if config.link.configured:
         # Coverage (layer 4) reads link_up and last_delivery from here; None = not configured.
         ctx.ports.national_link = comp
