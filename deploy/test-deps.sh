@@ -4,9 +4,9 @@
 # package registries.
 set -euo pipefail
 PACKAGES=(iproute2 openjdk-17-jdk-headless maven prometheus openssh-server nmap tcpdump libpcap0.8 tcpreplay tshark aide util-linux bsdutils systemd stress-ng prometheus-alertmanager chromium chromium-driver)
-# The annual report: WeasyPrint lays PDFs out with Pango; poppler-utils (pdftotext,
-# pdftoppm) reads them back in the tests; DejaVu carries every Vietnamese letter.
-PACKAGES+=(libpango-1.0-0 libpangoft2-1.0-0 libharfbuzz0b fonts-dejavu-core poppler-utils)
+# The annual report: its PDF embeds DejaVu, which carries every Vietnamese letter;
+# poppler-utils (pdftotext, pdftoppm) reads the PDFs back in the tests.
+PACKAGES+=(fonts-dejavu-core poppler-utils)
 missing=()
 for p in "${PACKAGES[@]}"; do
   dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")
