@@ -34,7 +34,7 @@ from collector.detect.kinds.sigma import DEFAULT_KEY, SigmaRule
 from collector.detect.kinds.threshold import ThresholdRule
 from collector.detect.model import KINDS, SEVERITY, RuleError, RuleMeta, parse_tags
 from collector.detect.rule import Rule
-from collector.detect.sigma_compile import Predicate, compile_detections
+from collector.detect.sigma_compile import Predicate, compile_detections, compile_with_requirement
 
 BUILTIN_DIR = Path(__file__).resolve().parents[2] / "configs" / "rules"
 RULE_SUFFIXES = (".yml", ".yaml")
@@ -298,7 +298,7 @@ def _sigma(doc: dict[str, Any], meta: RuleMeta, throttle: float | None) -> Rule:
             f"service: one of {', '.join(sorted(KNOWN_DATASETS))}, or a logsource "
             "listed in docs/detection.md",
         )
-    predicate = compile_detections(doc["detection"], "detection")
+    predicate, needs = compile_with_requirement(doc["detection"], "detection")
     types = event_type_guard(logsource.get("category"))
     if types is not None:
         predicate = _with_event_types(predicate, types)
@@ -308,7 +308,7 @@ def _sigma(doc: dict[str, Any], meta: RuleMeta, throttle: float | None) -> Rule:
     except SigmaError as exc:
         text = str(exc.args[0]) if exc.args else str(exc)
         raise RuleError("", f"not a valid Sigma rule: {text}") from None
-    return SigmaRule(meta, (dataset,), predicate, _group_by(doc, DEFAULT_KEY), throttle)
+    return SigmaRule(meta, (dataset,), predicate, _group_by(doc, DEFAULT_KEY), throttle, needs)
 
 
 def _with_event_types(predicate: Predicate, types: frozenset[str]) -> Predicate:
