@@ -49,7 +49,8 @@ EDGE_DETECTIONS: list[dict[str, Any]] = [
      "condition": "sel or other"},
     {"sel": {"ProcessId": 4444}, "condition": "sel"},
     {"sel": {"CommandLine": None, "Image|endswith": "/kthreadd"}, "condition": "sel"},
-    {"sel": {"CommandLine|exists": True, "Image|startswith": "/tmp/"}, "condition": "sel"},
+    {"sel": {"CommandLine|exists": True, "Image|startswith": "/dev/shm/"},  # noqa: S108
+     "condition": "sel"},
     {"sel": {"CommandLine|contains": ""}, "condition": "sel"},
     {"sel": {"CommandLine|endswith": "ế.sh"}, "condition": "sel"},
     {"sel": {"CommandLine|contains": ["ncat", "nc -e"]}, "img": {"Image|endswith": "/nc"},
