@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import warnings
 from collections.abc import Callable
-from typing import Any
+from typing import Any, NamedTuple
 
 from pyparsing import ParseResults
 from sigma.conditions import (
@@ -103,17 +103,22 @@ def parse_detections(block: Any, path: str = "detection") -> SigmaDetections:
         raise RuleError(path, _sigma_message(exc)) from None
 
 
+class Compiled(NamedTuple):
+    predicate: Predicate
+    requirement: Requirement | None  # the literals it needs (prefilter.py)
+    trees: list[Any]  # pySigma's condition trees, one per condition (reachability.py)
+
+
 def compile_detections(block: Any, path: str = "detection") -> Predicate:
     """Compile a detection block into one predicate (several conditions are OR-ed)."""
-    return compile_with_requirement(block, path)[0]
+    return compile_sigma(block, path).predicate
 
 
-def compile_with_requirement(
-    block: Any, path: str = "detection"
-) -> tuple[Predicate, Requirement | None]:
-    """The predicate and the literals it needs (prefilter.requirement), from one parse."""
+def compile_sigma(block: Any, path: str = "detection") -> Compiled:
+    """The predicate, what it needs and the trees it was built from, from one parse."""
     detections = parse_detections(block, path)
     preds = []
+    trees = []
     reqs: list[Requirement | None] = []
     for i, cond in enumerate(detections.parsed_condition):
         cpath = f"{path}.condition" + (f"[{i}]" if len(detections.parsed_condition) > 1 else "")
@@ -124,9 +129,11 @@ def compile_with_requirement(
         try:
             preds.append(compile_node(tree))
             reqs.append(requirement(tree))
+            trees.append(tree)
         except (UnsupportedValue, UnknownField) as exc:
             raise RuleError(cpath, str(exc)) from None
-    return _or(preds), any_of_requirements(reqs) if len(reqs) > 1 else reqs[0]
+    need = any_of_requirements(reqs) if len(reqs) > 1 else reqs[0]
+    return Compiled(_or(preds), need, trees)
 
 
 def parse_condition(cond: SigmaCondition) -> Any:
