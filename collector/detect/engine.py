@@ -85,8 +85,8 @@ class Engine:
                 rule.throttle = Throttle(window, build, cap=lim.max_keys, max_ids=lim.max_event_ids,
                                          evidence_fields=evidence)
             for ds in rule.datasets:
-                index.setdefault(ds, []).append(
-                    (rule.on_event, getattr(rule, "requirement", None)))
+                handler = rule.on_event_excepting if rule.exceptions else rule.on_event
+                index.setdefault(ds, []).append((handler, getattr(rule, "requirement", None)))
         by_id = {r.meta.id: r for r in rules}
         for r in rules:
             self.alerts_total.setdefault(r.meta.id, 0)
@@ -191,6 +191,7 @@ class Engine:
             "alerts": dict(self.alerts_total),
             "suppressed": {r.meta.id: r.throttle.suppressed_total for r in self.rules},
             "escalated": {r.meta.id: r.throttle.escalated_total for r in self.rules},
+            "excepted": {r.meta.id: r.excepted_total for r in self.rules},
             "state_keys": {r.meta.id: r.state_size() + len(r.throttle) for r in self.rules},
             "evicted": {r.meta.id: r.evicted() + r.throttle.evicted for r in self.rules},
         }
