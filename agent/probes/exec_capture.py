@@ -32,6 +32,7 @@ import os
 import pwd
 import select
 import socket
+import sys
 import threading
 import time
 from collections import OrderedDict
@@ -62,23 +63,29 @@ class RecentAccountTools:
 
     def __init__(self, maxlen: int = 256) -> None:
         self._lock = threading.Lock()
-        self._items: collections.deque[tuple[float, dict[str, Any]]] = collections.deque(
-            maxlen=maxlen)
+        # (monotonic time, process fields, (mount namespace, root directory))
+        self._items: collections.deque[tuple[float, dict[str, Any], tuple[str, str]]] = (
+            collections.deque(maxlen=maxlen))
         self.active = False  # is an exec source feeding us at all?
 
-    def note(self, fields: dict[str, Any]) -> None:
+    def note(self, fields: dict[str, Any], view: tuple[str, str]) -> None:
         with self._lock:
-            self._items.append((time.monotonic(), fields))
+            self._items.append((time.monotonic(), fields, view))
 
-    def latest_within(self, seconds: float) -> dict[str, Any] | None:
-        """The most recent account tool that exec'd within ``seconds``, or None."""
+    def latest_within(self, seconds: float,
+                      view: tuple[str, str] | None = None) -> dict[str, Any] | None:
+        """The most recent account tool that exec'd within ``seconds`` and, when ``view``
+        is given, saw the same files (same mount namespace and root directory): a
+        useradd in a chroot or a container cannot have written this host's /etc/passwd."""
         limit = time.monotonic() - seconds
         with self._lock:
-            if not self._items:
-                return None
-            at, fields = self._items[-1]
-        found: dict[str, Any] | None = fields if at >= limit else None
-        return found
+            for at, fields, seen in reversed(self._items):
+                if at < limit:
+                    return None
+                if view is None or seen == view:
+                    found: dict[str, Any] = fields
+                    return found
+        return None
 
     def clear(self) -> None:
         with self._lock:
@@ -196,6 +203,11 @@ def read_process(pid: int, proc: str, max_cmd: int, names: _Names) -> tuple[dict
     return out, ppid
 
 
+def file_view(pid: int | str, proc: str = "/proc") -> tuple[str, str]:
+    """(mount namespace, root directory) of a process: which files its paths name."""
+    return (_link(f"{proc}/{pid}/ns/mnt") or "?", _link(f"{proc}/{pid}/root") or "?")
+
+
 def _ident(n: int, name: str | None) -> dict[str, Any]:
     return {"id": str(n), "name": name} if name else {"id": str(n)}
 
@@ -280,7 +292,7 @@ class ExecCapture(threading.Thread):
         self.counters["exec"] += 1
         name = p.get("name")
         if name in ACCOUNT_TOOLS:
-            RECENT_ACCOUNT_TOOLS.note(fields)
+            RECENT_ACCOUNT_TOOLS.note(fields, file_view(pid, self.proc))
             self.names.forget()
         extra: dict[str, Any] = {}
         if "command_line" not in p or "executable" not in p:
@@ -329,6 +341,10 @@ class ExecCapture(threading.Thread):
             self.loop.call_soon_threadsafe(self.wake.set)
 
     def run(self) -> None:
+        # The GIL is handed between threads every 5 ms by default: a reader waiting that
+        # long for it finds a 1 ms process gone. 0.5 ms costs the agent little and lets
+        # the /proc read happen while the process still exists.
+        sys.setswitchinterval(min(sys.getswitchinterval(), 0.0005))
         sock = self.sock
         sock.setblocking(False)
         fd = sock.fileno()

@@ -367,7 +367,8 @@ class FileIntegrityProbe(Probe[FileIntegrityConfig]):
         if not any(fnmatch.fnmatchcase(path, pat) for pat in self.config.account_files):
             return ev
         recent = exec_capture.RECENT_ACCOUNT_TOOLS
-        tool = recent.latest_within(self.config.account_tool_window)
+        tool = recent.latest_within(self.config.account_tool_window,
+                                    exec_capture.file_view("self"))
         if tool is not None:
             writer = "account_tool"
             ev["process"] = {k: v for k, v in tool["process"].items() if k != "args"}

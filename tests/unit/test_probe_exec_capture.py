@@ -145,6 +145,8 @@ def test_account_tool_exec_is_remembered(monkeypatch):
         child.wait()
     assert ev is not None and ev["process"]["name"] == "sleep"
     assert recent.latest_within(60)["process"]["pid"] == child.pid
+    assert recent.latest_within(60, exec_capture.file_view("self"))["process"]["pid"] == child.pid
+    assert recent.latest_within(60, ("mnt:[1]", "/srv/chroot")) is None  # another filesystem view
     assert recent.latest_within(-1) is None
     cap.close()
     cap.sock.close()
