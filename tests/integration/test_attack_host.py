@@ -104,9 +104,8 @@ class Host:
                 err = self.proc.stderr.read() if self.proc.stderr else ""
                 raise AssertionError(f"probe host exited {self.proc.returncode}: {err}")
             self.pump()
-        raise AssertionError(
-            f"timed out waiting for {what}; alerts: {[(a['rule']['name'], a.get('process'), a.get('file')) for a in self.alerts]}; "
-            f"status: {self.status}")
+        seen = [(a["rule"]["name"], a.get("process"), a.get("file")) for a in self.alerts]
+        raise AssertionError(f"timed out waiting for {what}; alerts: {seen}; status: {self.status}")
 
     def run(self, *cmd: str, check: bool = True) -> subprocess.CompletedProcess[str]:
         """A command inside the probes' mount namespace (its /etc is the copy)."""
