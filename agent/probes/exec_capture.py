@@ -149,14 +149,26 @@ def _link(path: str) -> str | None:
     return target[:-10] if target.endswith(" (deleted)") else target
 
 
-def read_process(pid: int, proc: str, max_cmd: int, names: _Names) -> tuple[dict[str, Any], int]:
-    """(ECS fields, parent pid) of a live process, read from ``proc``/pid; parts that
-    are gone are left out. The parent pid is -1 when status was unreadable."""
+Snapshot = tuple[bytes | None, str | None, bytes | None, str | None]
+
+
+_GONE: Snapshot = (None, None, None, None)
+
+
+def snapshot(pid: int, proc: str, max_cmd: int) -> Snapshot:
+    """The raw /proc facts of a process, read as fast as possible (it may exit any moment):
+    command line first, the fact rules need most."""
     base = f"{proc}/{pid}"
-    raw = _read(f"{base}/cmdline", max_cmd * 2 + 2)
-    exe = _link(f"{base}/exe")
-    status = _read(f"{base}/status", 4096)
-    cwd = _link(f"{base}/cwd")
+    return (_read(f"{base}/cmdline", max_cmd * 2 + 2), _link(f"{base}/exe"),
+            _read(f"{base}/status", 4096), _link(f"{base}/cwd"))
+
+
+def read_process(pid: int, proc: str, max_cmd: int, names: _Names,
+                 snap: Snapshot | None = None) -> tuple[dict[str, Any], int]:
+    """(ECS fields, parent pid) of a live process, read from ``proc``/pid (or from an
+    earlier ``snapshot``); parts that are gone are left out. The parent pid is -1 when
+    status was unreadable."""
+    raw, exe, status, cwd = snap if snap is not None else snapshot(pid, proc, max_cmd)
     p: dict[str, Any] = {"pid": pid}
     out: dict[str, Any] = {"process": p}
     ppid = -1
@@ -282,8 +294,8 @@ class ExecCapture(threading.Thread):
             fields = known[0]
         return _parent_fields(fields)
 
-    def on_exec(self, pid: int) -> dict[str, Any] | None:
-        fields, ppid = read_process(pid, self.proc, self.max_cmd, self.names)
+    def on_exec(self, pid: int, snap: Snapshot | None = None) -> dict[str, Any] | None:
+        fields, ppid = read_process(pid, self.proc, self.max_cmd, self.names, snap)
         p = fields["process"]
         if ppid > 0:
             p["parent"] = self._parent(ppid)
@@ -318,11 +330,22 @@ class ExecCapture(threading.Thread):
                          action="process-ended", **{**fields, "process": proc})
 
     def handle(self, data: bytes) -> list[dict[str, Any]]:
+        return self.handle_many([data])
+
+    def handle_many(self, datagrams: list[bytes]) -> list[dict[str, Any]]:
+        """Two passes: snapshot /proc of every exec'd process first (each may exit any
+        moment), then build the events (parents, names, dicts) at leisure."""
+        evs = [ev for data in datagrams for ev in pc.parse(data)]
+        # A pid that exec'd twice in this batch (sh exec'ing bash) shows only its last
+        # image now: that goes with the last exec; the earlier one is reported bare.
+        last = {ev.pid: i for i, ev in enumerate(evs) if ev.what == pc.PROC_EVENT_EXEC}
+        snaps = {pid: snapshot(pid, self.proc, self.max_cmd) for pid in last}
         out: list[dict[str, Any]] = []
-        for ev in pc.parse(data):
+        for i, ev in enumerate(evs):
             doc: dict[str, Any] | None = None
             if ev.what == pc.PROC_EVENT_EXEC:
-                doc = self.on_exec(ev.pid)
+                snap = snaps[ev.pid] if last[ev.pid] == i else _GONE
+                doc = self.on_exec(ev.pid, snap)
             elif ev.what == pc.PROC_EVENT_EXIT:
                 doc = self.on_exit(ev.pid, ev.tid, ev.exit_code)
             if doc is not None:
@@ -353,10 +376,10 @@ class ExecCapture(threading.Thread):
                 ready, _, _ = select.select([fd, self._wake_r], [], [])
                 if fd not in ready:
                     continue
-                batch: list[dict[str, Any]] = []
-                for _ in range(1024):
+                datagrams: list[bytes] = []
+                for _ in range(64):  # what has queued up, then its /proc snapshots at once
                     try:
-                        data = sock.recv(65536)
+                        datagrams.append(sock.recv(65536))
                     except BlockingIOError:
                         break
                     except OSError as exc:
@@ -367,12 +390,8 @@ class ExecCapture(threading.Thread):
                         if exc.errno == errno.EINTR:
                             continue
                         raise
-                    batch.extend(self.handle(data))
-                    if len(batch) >= 256:
-                        self._hand_over(batch)
-                        batch = []
-                if batch:
-                    self._hand_over(batch)
+                if datagrams:
+                    self._hand_over(self.handle_many(datagrams))
         except BaseException as exc:  # surfaced by the probe: the supervisor restarts it
             self.error = exc
             self.loop.call_soon_threadsafe(self.wake.set)

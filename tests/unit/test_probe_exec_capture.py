@@ -268,3 +268,16 @@ def test_fast_scan_is_not_reported_again_as_slow():
     fast.feed(Syn("10.0.0.66", "10.0.0.1", 1000, 20.0))
     fast.flush(30.0, quiet)
     assert slow.feed(quiet[0][0], quiet[0][1], 30.0) is None
+
+
+def test_two_execs_of_one_pid_in_a_batch_do_not_share_the_last_image():
+    cap = exec_capture.ExecCapture(socket.socket(), asyncio.new_event_loop())
+    me = os.getpid()
+    evs = cap.handle_many([pc.build_event(pc.PROC_EVENT_EXEC, me), pc.build_event(pc.PROC_EVENT_EXEC, me)])
+    assert len(evs) == 2
+    assert "command_line" not in evs[0]["process"]
+    assert evs[0]["canhgac"]["process"]["incomplete"] is True
+    assert evs[1]["process"]["args"] == Path(f"/proc/{me}/cmdline").read_bytes().rstrip(b"\0").decode(
+        "utf-8", "replace").split("\0")
+    cap.close()
+    cap.sock.close()
