@@ -105,7 +105,8 @@ def main() -> None:
     print(f"probe source:             {status.get('source')}  {status.get('connector', '')}")
     print(f"captured, exact cmdline:  {exact} ({100 * exact / n:.2f} %)")
     print(f"start without cmdline:    {incomplete} ({100 * incomplete / n:.2f} %)")
-    print(f"missed:                   {n - exact - incomplete} ({100 * (n - exact - incomplete) / n:.2f} %)")
+    missed = n - exact - incomplete
+    print(f"missed (or start unnamed): {missed} ({100 * missed / n:.2f} %)")
     print(f"helper seen as parent:    {helper}")
     print(f"probe CPU during storm:   {cpu:.2f} s over {busy_seconds:.1f} s = "
           f"{100 * cpu / busy_seconds:.1f} % of one core "
