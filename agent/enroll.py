@@ -23,6 +23,7 @@ import orjson
 
 from canhgac import __version__
 from canhgac.errors import UserError
+from canhgac.protocol import HEADER, PROTOCOL_VERSION
 
 log = logging.getLogger(__name__)
 
@@ -152,7 +153,8 @@ async def enroll(
         async with aiohttp.ClientSession(
             timeout=aiohttp.ClientTimeout(total=timeout),
             connector=aiohttp.TCPConnector(ssl=ctx),
-        ) as session, session.post(url, json=body) as resp:
+        ) as session, session.post(url, json=body,
+                                   headers={HEADER: str(PROTOCOL_VERSION)}) as resp:
             text = await resp.text()
             status = resp.status
     except aiohttp.ClientConnectorCertificateError as exc:

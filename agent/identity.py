@@ -19,6 +19,7 @@ import orjson
 
 from agent.enroll import Credentials, level_of, save_credentials, tls_context
 from canhgac import __version__
+from canhgac.protocol import HEADER, PROTOCOL_VERSION
 from shipper.outputs.http.client import HttpClient, HttpClientError
 
 log = logging.getLogger(__name__)
@@ -33,7 +34,8 @@ async def fetch(creds: Credentials, timeout: float = 10.0) -> dict[str, Any] | N
     client = HttpClient(creds.collector, tls_context(creds.ca or None), timeout,
                         user_agent=f"canhgac-agent/{__version__}")
     try:
-        resp = await client.get("/v1/agent", {"Authorization": f"Bearer {creds.token}"})
+        resp = await client.get("/v1/agent", {"Authorization": f"Bearer {creds.token}",
+                                              HEADER: str(PROTOCOL_VERSION)})
         answer = orjson.loads(resp.body) if resp.status == 200 else None
         if resp.status != 200:
             log.debug("identity refresh: HTTP %d", resp.status)

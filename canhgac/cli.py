@@ -23,7 +23,7 @@ from canhgac.errors import UserError
 GROUP = "canhgac.commands"
 # The order shown in --help; commands not listed here follow alphabetically.
 HELP_ORDER: tuple[str, ...] = (
-    "up", "agent", "collector", "inventory", "coverage", "alerts", "rules",
+    "up", "agent", "collector", "inventory", "coverage", "alerts", "notify", "rules",
     "national-mock", "check", "query", "version",
 )
 

@@ -46,6 +46,7 @@ from collector.inventory import load_inventory
 from collector.metrics import PipelineCollector
 from collector.outputs import build_outputs
 from collector.pipeline import Pipeline
+from collector.protocol import protocol_middleware
 from collector.scrape_auth import ScrapeAuth
 from shipper.delivery import DeliveryLoop
 from shipper.queue import DurableQueue
@@ -81,7 +82,7 @@ def build_context(
         os.chmod(state_dir, 0o700)
     guard = ConnectionGuard(config.limits.connection_limits())
     app = web.Application(client_max_size=config.limits.max_body_bytes + 65536,
-                          middlewares=[guard.middleware])
+                          middlewares=[guard.middleware, protocol_middleware])
     app[GUARD_KEY] = guard
     auth = AuthStore(state_dir / "auth.db")
     pipeline = Pipeline()
@@ -151,6 +152,9 @@ def build_context(
     built = build_outputs(config.outputs, ctx)
     selected = _select(config, source, components)
     check_order(selected)
+    if config.notifications.get("channels") and all(c.name != "notify" for c in selected):
+        log.warning("notifications: channels are configured but the notify component is not "
+                    "selected (components:), so no alert is notified")
     for spec in selected:
         importlib.import_module(spec.module).setup(ctx)
 

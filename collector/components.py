@@ -30,8 +30,12 @@ COMPONENTS: tuple[ComponentSpec, ...] = (
     ComponentSpec("detect", "collector.detect"),
     ComponentSpec("search", "collector.search", provides=("operators",)),
     ComponentSpec("alerts", "collector.alerts", provides=("alerts", "access"), uses=("operators",)),
+    # After alerts: its stage routes alerts the alerts stage has registered, and it
+    # asks the alerts port which are still unacknowledged (escalation).
+    ComponentSpec("notify", "collector.notify", uses=("alerts",)),
     ComponentSpec("coverage", "collector.coverage",
                   uses=("agents", "presence", "alerts", "access", "national_link")),
+    ComponentSpec("policy", "collector.policy"),
 )
 
 

@@ -40,6 +40,8 @@ class AlertLedger(Protocol):
 
     def counts(self) -> dict[tuple[str, str], int]: ...
 
+    def unacknowledged(self, alert_ids: Sequence[str]) -> set[str]: ...
+
 
 class NationalLinkStatus(Protocol):
     """Layer 4 as the national component sees it (collector.national.NationalComponent)."""

@@ -3,7 +3,7 @@
 # Each area appends what it needs to PACKAGES; nothing is downloaded outside the
 # package registries.
 set -euo pipefail
-PACKAGES=(iproute2 openjdk-17-jdk-headless maven prometheus openssh-server nmap tcpdump libpcap0.8 tcpreplay tshark aide util-linux bsdutils systemd stress-ng)
+PACKAGES=(iproute2 openjdk-17-jdk-headless maven prometheus openssh-server nmap tcpdump libpcap0.8 tcpreplay tshark aide util-linux bsdutils systemd stress-ng prometheus-alertmanager)
 missing=()
 for p in "${PACKAGES[@]}"; do
   dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -283,6 +284,28 @@ class AlertStore:
         for sid, created, acked in rows:
             out.setdefault(sid, []).append((created, acked))
         return out
+
+    def unacknowledged(self, alert_ids: Sequence[str]) -> set[str]:
+        """Those of ``alert_ids`` still open (nobody acknowledged or resolved them): escalation."""
+        out: set[str] = set()
+        ids = list(alert_ids)
+        with self._lock:
+            for i in range(0, len(ids), 500):
+                chunk = ids[i:i + 500]
+                out.update(r[0] for r in self._db.execute(
+                    f"SELECT id FROM alerts WHERE status='open' AND id IN ({','.join('?' * len(chunk))})",
+                    chunk))
+        return out
+
+    def response_times(self, since: float) -> Sequence[tuple[str, str, int, float, int, float]]:
+        """Per (system, unit) for alerts raised since ``since``: (system, unit, acknowledged,
+        total seconds to acknowledge, resolved, total seconds to resolve) — MTTA and MTTR."""
+        with self._lock:
+            rows = self._db.execute(
+                "SELECT system_id, unit, COUNT(acked_at), COALESCE(SUM(acked_at - created), 0),"
+                " COUNT(resolved_at), COALESCE(SUM(resolved_at - created), 0)"
+                " FROM alerts WHERE created>=? GROUP BY system_id, unit", (since,)).fetchall()
+        return [(str(a), str(b), int(c), float(d), int(e), float(f)) for a, b, c, d, e, f in rows]
 
     def counts(self) -> dict[tuple[str, str], int]:
         """Unresolved alerts by (system, status), for the gauges."""

@@ -16,6 +16,7 @@ from typing import Any
 
 from collector.auth import AgentRecord
 from collector.coverage.config import DAY, CoverageConfig
+from collector.coverage.reasons import reason, say
 from collector.fleet import Presence
 from collector.inventory import IN_OPERATION, Inventory, System, parse_date
 from collector.ports import NationalLinkStatus
@@ -30,8 +31,13 @@ AckTimes = Mapping[str, Sequence[tuple[float, float | None]]]
 @dataclass
 class LayerResult:
     ratio: float
-    reason: str
+    reason: str  # English, for the API's readers; ``reasons`` has the codes (reasons.py)
     detail: dict[str, Any] = field(default_factory=dict)
+    reasons: list[dict[str, Any]] = field(default_factory=list)
+
+
+def _result(ratio: float, why: list[dict[str, Any]], detail: dict[str, Any]) -> LayerResult:
+    return LayerResult(ratio, say(why, "en"), detail, why)
 
 
 @dataclass
@@ -148,12 +154,12 @@ def onsite(system: System, cfg: CoverageConfig, now: float, acks: Sequence[tuple
     detail = {"team": team, "sla_seconds": sla, "alerts": in_time + late, "in_time": in_time,
               "late": late, "pending": pending}
     if team == 0:
-        return LayerResult(0.0, "no on-site team named", detail), late
+        return _result(0.0, [reason("onsite.no_team")], detail), late
     if in_time + late == 0:
-        return LayerResult(1.0, "team named; no alerts due in the window (roster only)", detail), 0
+        return _result(1.0, [reason("onsite.roster_only")], detail), 0
     ratio = in_time / (in_time + late)
-    return LayerResult(ratio, f"{in_time} of {in_time + late} alerts acknowledged within SLA",
-                       detail), late
+    return _result(ratio, [reason("onsite.acked", in_time=in_time, total=in_time + late)],
+                   detail), late
 
 
 # -- layer 2 -----------------------------------------------------------------
@@ -209,14 +215,16 @@ def monitoring(system: System, cfg: CoverageConfig, now: float, agents: Sequence
     today = local_date(now, cfg)
     in_force, flags, detail = contract(system, cfg, today)
     telemetry.detail["contract"] = detail
+    provider, until = system.monitoring.provider, detail.get("contract_until")
     if in_force:
-        until = detail["contract_until"]
-        soon = f", ends in {detail['days_left']} days" if flags else ""
-        return (LayerResult(1.0, f"contracted monitoring by {system.monitoring.provider} in "
-                            f"force until {until}{soon}", telemetry.detail), n, k, online, offline)
+        why = [reason("monitoring.contract", provider=provider, until=until)]
+        if flags:
+            why.append(reason("monitoring.contract_ending", days=detail["days_left"]))
+        return _result(1.0, why, telemetry.detail), n, k, online, offline
     if flags:  # expired: no credit, and say so next to the telemetry's own reason
-        telemetry.reason = (f"contract with {system.monitoring.provider} expired "
-                            f"{detail['contract_until']}; " + telemetry.reason)
+        telemetry = _result(telemetry.ratio, [
+            reason("monitoring.contract_expired", provider=provider, until=until),
+            *telemetry.reasons], telemetry.detail)
     return telemetry, n, k, online, offline
 
 
@@ -248,9 +256,9 @@ def _telemetry(system: System, cfg: CoverageConfig, now: float, agents: Sequence
               "hosts_without_online_agent": sorted(expected - covered - set(missing)),
               "missing_probes": {h: missing[h] for h in sorted(missing)}}
     if n == 0:
-        return LayerResult(0.0, "no hosts listed and no agent enrolled", detail), 0, 0, online, offline
-    reason = f"{k} of {n} hosts have an online agent running every required probe"
-    return LayerResult(k / n, reason, detail), n, k, online, offline
+        return _result(0.0, [reason("monitoring.no_hosts")], detail), 0, 0, online, offline
+    return (_result(k / n, [reason("monitoring.hosts", covered=k, hosts=n)], detail),
+            n, k, online, offline)
 
 
 # -- layer 3 -----------------------------------------------------------------
@@ -270,56 +278,57 @@ def assessment(system: System, cfg: CoverageConfig, today: dt.date
     if last is not None:
         detail.update(last=last.date, organisation=last.organisation, result=last.result,
                       age_days=age)
-    late = f"; {overdue} finding(s) overdue" if overdue else ""
+    late = [reason("assessment.findings_overdue", n=overdue)] if overdue else []
     this_year = [a for a in independent if a.day.year == today.year]
     last_year = [a for a in independent if a.day.year == today.year - 1]
     if this_year:
         latest = max(this_year, key=lambda a: a.day)
         if latest.result == "failed":
-            return (LayerResult(0.0, f"independent assessment {latest.date} failed: fix the "
-                                f"findings and assess again{late}", detail), age, overdue)
-        return (LayerResult(1.0, f"assessed independently {latest.date} ({latest.result}){late}",
-                            detail), age, overdue)
+            return (_result(0.0, [reason("assessment.failed", date=latest.date), *late], detail),
+                    age, overdue)
+        done_why = reason("assessment.done", date=latest.date, result=latest.result)
+        return _result(1.0, [done_why, *late], detail), age, overdue
     if last_year:
         latest = max(last_year, key=lambda a: a.day)
         if latest.result != "failed":
-            return (LayerResult(1.0, f"assessed independently {latest.date} ({latest.result}); "
-                                f"{today.year}'s assessment due by 31/12/{today.year}{late}",
-                                detail), age, overdue)
+            return (_result(1.0, [reason("assessment.done", date=latest.date, result=latest.result),
+                                  reason("assessment.due", year=today.year), *late], detail),
+                    age, overdue)
     if not independent:
-        why = ("only self-assessments recorded" if done else "no independent assessment recorded")
-        return LayerResult(0.0, why + late, detail), age, overdue
-    return (LayerResult(0.0, f"no independent assessment in {today.year - 1} or {today.year} "
-                        f"(last {last.date if last else '-'}){late}", detail), age, overdue)
+        why = reason("assessment.self_only" if done else "assessment.none")
+        return _result(0.0, [why, *late], detail), age, overdue
+    stale = reason("assessment.stale", previous=today.year - 1, year=today.year,
+                   last=last.date if last else "-")
+    return _result(0.0, [stale, *late], detail), age, overdue
 
 
 # -- layer 4 -----------------------------------------------------------------
 def national(system: System, cfg: CoverageConfig, now: float,
              link: NationalLinkStatus | None) -> LayerResult:
     if not system.national.enabled:
-        return LayerResult(0.0, "national sharing not enabled for this system", {})
+        return _result(0.0, [reason("national.disabled")], {})
     if link is None:
-        return LayerResult(0.0, "national link not configured", {})
+        return _result(0.0, [reason("national.not_configured")], {})
     if not link.link_up:
-        return LayerResult(0.0, "national link down", {"link_up": False})
+        return _result(0.0, [reason("national.down")], {"link_up": False})
     deliveries = link.last_delivery
     last = deliveries.get(system.id)
     window = float(cfg.national_delivery_window)
     if last is None:
-        return LayerResult(0.0, "no report of this system delivered yet", {"link_up": True})
+        return _result(0.0, [reason("national.no_delivery")], {"link_up": True})
     age = now - float(last)
     detail = {"link_up": True, "last_delivery": float(last), "age_seconds": round(age, 3),
               "window_seconds": window}
     if age > window:
-        return LayerResult(0.0, f"last delivery {int(age)} s ago, window {int(window)} s", detail)
+        return _result(0.0, [reason("national.stale", age=int(age), window=int(window))], detail)
     period = float(cfg.national_availability_window)
     available = link.availability(now - period, now)
     days = int(period // DAY)
     if available is None:  # no history yet (a new collector): the live state is all we know
-        return LayerResult(1.0, "link up, reports delivered within the window", detail)
+        return _result(1.0, [reason("national.up")], detail)
     detail.update(availability=round(available, 6), availability_days=days)
-    return LayerResult(available, f"link available {available * 100:.1f} % over {days} days; "
-                       "reports delivered within the window", detail)
+    return _result(available, [reason("national.available", pct=f"{available * 100:.1f} %",
+                                      days=days), reason("national.up")], detail)
 
 
 # -- the whole report --------------------------------------------------------

@@ -82,7 +82,7 @@ class CoverageService:
                        else "is retired in the inventory")
                 log.warning("agent %s (host %s) belongs to system %r, which %s: its events count "
                             "for no unit or level and are not shared nationally; add the "
-                            "system or revoke the agent (canhgac collector revoke %s)",
+                            "system or revoke the agent (canhgac collector revoke-agent %s)",
                             f.agent_id, f.hostname, f.system_id, why, f.agent_id)
         self._flagged_seen = now
 

@@ -120,6 +120,10 @@ class FakeAgent:
     def last_seen(self) -> float:
         return time.time() if self.alive else self.stopped_at
 
+    @property
+    def heartbeat(self) -> dict[str, Any]:
+        return {"version": "0.2.0", "probes": self.probes}
+
     def stop(self) -> None:
         self.stopped_at = time.time()
         self.alive = False

@@ -532,3 +532,37 @@ def test_agents_of_unknown_or_retired_systems_are_flagged(caplog) -> None:  # ty
     text = generate_latest(registry).decode()
     assert 'canhgac_agents_flagged{flag="system_not_in_inventory"} 1.0' in text
     assert 'canhgac_agents_flagged{flag="system_retired"} 1.0' in text
+
+
+def test_reasons_in_vietnamese_and_english() -> None:
+    """Issue 9, item 6: reasons and flags in Vietnamese and English; every gap explained."""
+    r = report(inventory(onsite={"team": []}, assessments=[
+        {"date": "2025-03-01", "organisation": "X", "independent": True, "result": "failed"}],
+        monitoring={"provider": "VNPT SOC", "kind": "contracted",
+                    "contract_until": "2024-12-31"}))
+    data = r.to_dict()
+    vi = render(data, lang="vi")
+    en = render(data, lang="en")
+    assert "L1 tại chỗ: chưa có đội ứng cứu tại chỗ" in vi
+    assert "L1 on-site: no on-site team named" in en
+    assert "L3 đánh giá: kiểm tra, đánh giá độc lập ngày 01/03/2025 không đạt" in vi
+    assert "L3 assessment: independent assessment 2025-03-01 failed" in en
+    assert "hợp đồng giám sát đã hết hạn" in vi and "monitoring contract expired" in en
+    assert "L2 giám sát: hợp đồng giám sát với VNPT SOC đã hết hạn 31/12/2024" in vi
+    assert all(_width(line) <= 80 for line in (vi + "\n" + en).splitlines())
+    # the API keeps its English reason, and carries the codes
+    l1 = data["systems"][0]["layers"]["onsite"]
+    assert l1["reason"] == "no on-site team named"
+    assert l1["reasons"] == [{"code": "onsite.no_team", "params": {}}]
+
+
+def test_language_choice() -> None:
+    from canhgac.lang import resolve_lang
+
+    assert resolve_lang(None, {}) in ("vi", "en")
+    assert resolve_lang(None, {"LANG": "C.UTF-8"}) == "vi"  # a server's locale stays Vietnamese
+    assert resolve_lang(None, {"LANG": "en_US.UTF-8"}) == "en"
+    assert resolve_lang(None, {"LANG": "en_US.UTF-8", "CANHGAC_LANG": "vi"}) == "vi"
+    assert resolve_lang("EN", {"CANHGAC_LANG": "vi"}) == "en"
+    with pytest.raises(ValueError, match="use vi or en"):
+        resolve_lang("fr", {})

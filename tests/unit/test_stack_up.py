@@ -60,3 +60,20 @@ def test_the_stack_outlives_the_national_center(tmp_path: Path, capsys) -> None:
     stack = Stack(tmp_path, [_exited("collector", tmp_path)])
     with pytest.raises(UserError, match="collector exited with code 3"):
         _live("https://127.0.0.1:9", tmp_path / "ca.pem", tmp_path / "t", stack, lambda: False)
+
+
+def test_notify_webhook_adds_and_removes_the_webhook_channel(tmp_path: Path) -> None:
+    cfg = tmp_path / "collector.yaml"
+    base = {"state_dir": "s", "listen": {"host": "127.0.0.1", "port": 8443},
+            "inventory": "demo.yaml", "outputs": {"store": {}}}
+    _write_collector_yaml(cfg, {**base, "notify_webhook": "http://127.0.0.1:9000/hook"})
+    doc = yaml.safe_load(cfg.read_text())
+    assert doc["notifications"] == {"channels": {"webhook": {
+        "type": "webhook", "url": "http://127.0.0.1:9000/hook"}}}
+    assert "notify_webhook" not in doc
+    from collector.notify.config import parse_notify_config
+
+    notif = parse_notify_config(doc["notifications"], str(cfg))
+    assert [(r.name, r.channels) for r in notif.routes] == [("default", ["webhook"])]
+    _write_collector_yaml(cfg, base)  # a later run without the option: no such channel
+    assert "notifications" not in yaml.safe_load(cfg.read_text())

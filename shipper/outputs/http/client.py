@@ -147,7 +147,9 @@ class HttpClient:
             if 100 <= status < 200:
                 continue  # 100 Continue and friends: the real answer follows
             break
-        if headers.get("transfer-encoding", "").lower() == "chunked":
+        if status in (204, 304):
+            body = b""  # never a body (RFC 9112 §6.3), whatever the headers say
+        elif headers.get("transfer-encoding", "").lower() == "chunked":
             body = await self._read_chunked(reader)
         elif "content-length" in headers:
             n = int(headers["content-length"])
