@@ -2,8 +2,9 @@
 
 Why this source for process starts, and not audit or eBPF (docs/agent.md has the
 long form): the connector pushes one small datagram per fork/exec/exit as it
-happens, costs the kernel almost nothing, needs only CAP_NET_ADMIN (to join the
-multicast group) and no daemon, no rules and no compiler; the audit netlink socket
+happens, costs the kernel almost nothing, needs at most CAP_NET_ADMIN (older
+kernels check it on the subscription; a 6.18 kernel accepted an unprivileged
+listener) and no daemon, no rules and no compiler; the audit netlink socket
 has a single owner (auditd, when installed, holds it and a second reader steals or
 loses it) and needs CAP_AUDIT_CONTROL + CAP_AUDIT_READ plus rules that cost on every
 syscall. What the connector does not give is the command line: it says "pid N
@@ -54,9 +55,10 @@ class ProcEvent(NamedTuple):
 
 
 def open_socket(rcvbuf: int = 8 << 20) -> socket.socket:
-    """A connector socket subscribed to process events (needs CAP_NET_ADMIN).
+    """A connector socket subscribed to process events.
 
-    Raises OSError (EPERM without the capability, EPROTONOSUPPORT without
+    Raises OSError (EPERM without CAP_NET_ADMIN on kernels that require it,
+    ECONNREFUSED outside the initial network namespace, EPROTONOSUPPORT without
     CONFIG_PROC_EVENTS) so the caller can fall back to polling.
     """
     sock = socket.socket(socket.AF_NETLINK, socket.SOCK_DGRAM, NETLINK_CONNECTOR)

@@ -222,8 +222,9 @@ class ProcessProbe(Probe[ProcessConfig]):
                 raise
             if not self.capture_reason:
                 log.warning("process: the kernel's process events connector is unavailable (%s; "
-                            "it needs CAP_NET_ADMIN): polling /proc every %ss, short-lived "
-                            "processes will be missed", exc, self.config.interval)
+                            "it needs the host's network namespace and, on older kernels, "
+                            "CAP_NET_ADMIN): polling /proc every %ss, short-lived processes "
+                            "will be missed", exc, self.config.interval)
             self.capture_reason = f"connector unavailable: {exc}"
             return None
         cfg = self.config

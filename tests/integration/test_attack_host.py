@@ -270,3 +270,30 @@ def test_passwd_rewritten_by_a_non_account_tool_alerts_each_time(host_factory):
     hashes = {x["file"]["hash"]["sha256"] for x in h.alerts_of("canhgac_account_file_tampering")}
     assert len(hashes) == 2
     assert "toor" not in Path("/etc/passwd").read_text(encoding="utf-8")
+
+
+def test_where_the_connector_is_refused_the_process_probe_polls_and_says_why(tmp_path):
+    """The kernel refuses the connector outside the initial network namespace (and, on
+    older kernels, without CAP_NET_ADMIN): the probe falls back to the /proc poll, with
+    no crash loop, and reports why in its status."""
+    proc = subprocess.Popen(
+        [need("unshare"), "--net", PY, "-m",
+         "agent.probes.process", "--state-dir", str(tmp_path), "--config", '{"interval": 0.5}'],
+        cwd=str(ROOT), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        env={**os.environ, "PYTHONPATH": str(ROOT)})
+    status: dict[str, Any] = {}
+    try:
+        assert proc.stdout is not None
+        deadline = time.monotonic() + DEADLINE
+        for line in proc.stdout:
+            doc = json.loads(line)
+            if "status" in doc:
+                status = doc["status"]
+                break
+            assert time.monotonic() < deadline
+    finally:
+        proc.terminate()
+        proc.wait(10)
+    assert status["source"] == "poll"
+    assert "connector unavailable" in status["reason"]
+    assert proc.returncode == 0
