@@ -103,7 +103,8 @@ NO_TELEMETRY: dict[str, str] = {"auditd": "no_auditd_telemetry"}
 # socket events are listening sockets (server.*, no destination yet).
 NEVER_CARRIED: dict[str, tuple[str, ...]] = {
     "file": ("process.",),
-    "socket": ("destination.",),
+    # outbound connections carry destination.ip/port (socket probe), never a name
+    "socket": ("destination.domain",),
 }
 
 

@@ -71,13 +71,10 @@ def test_a_log_we_do_not_collect_is_named() -> None:
     ({"category": "file_event", "product": "linux"},
      {"sel": {"Image|endswith": "/wget", "TargetFilename|startswith": "/tmp/"},  # noqa: S108
       "condition": "sel"}, "process.executable"),
-    # Socket events are listening sockets: no destination.
+    # Socket events carry outbound addresses and ports, never a destination name.
     ({"category": "network_connection", "product": "linux"},
      {"sel": {"DestinationHostname|endswith": ".ngrok.io"}, "condition": "sel"},
      "destination.domain"),
-    ({"category": "network_connection", "product": "linux"},
-     {"a": {"DestinationPort": 4444}, "b": {"DestinationIp|cidr": "10.0.0.0/8"},
-      "condition": "a or b"}, "destination.ip, destination.port"),
 ])
 def test_a_rule_that_can_never_fire_is_refused(logsource: dict[str, Any],
                                                detection: dict[str, Any], missing: str) -> None:
@@ -106,7 +103,7 @@ def test_refusals_are_counted_by_their_reason(tmp_path: Path) -> None:
         "audit.yml": _rule({"product": "linux", "service": "auditd"},
                            {"sel": {"type": "PATH"}, "condition": "sel"}),
         "never.yml": _rule({"category": "network_connection", "product": "linux"},
-                           {"sel": {"DestinationPort": 3333}, "condition": "sel"}),
+                           {"sel": {"DestinationHostname": "pool.example"}, "condition": "sel"}),
         "kw.yml": KEYWORDS,
     }
     for name, doc in rules.items():
@@ -115,3 +112,12 @@ def test_refusals_are_counted_by_their_reason(tmp_path: Path) -> None:
     assert len(result.loaded) == 1
     counts = result.refused_by_reason()
     assert counts["no_auditd_telemetry"] == 1 and counts["never_fires"] == 1
+
+
+def test_network_connection_rules_on_addresses_load() -> None:
+    """The socket probe reports outbound connections (destination.ip/port): a rule on them
+    can fire (it was refused as never_fires while sockets were listening ones only)."""
+    rule = build_rule(_rule({"category": "network_connection", "product": "linux"},
+                            {"a": {"DestinationPort": 4444},
+                             "b": {"DestinationIp|cidr": "10.0.0.0/8"}, "condition": "a or b"}))
+    assert rule.datasets == ("socket",)
