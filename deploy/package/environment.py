@@ -11,6 +11,7 @@ pyvenv.cfg, which are rewritten here. Byte code is not shipped; postinst compile
 
 from __future__ import annotations
 
+import os
 import re
 import shutil
 import subprocess
@@ -64,9 +65,17 @@ def download_wheels(role: Role, lock: Path, dest: Path) -> list[Path]:
     return wheels
 
 
+def _clean_env() -> dict[str, str]:
+    """The environment without PYTHONPATH and friends: with the source tree on PYTHONPATH
+    (as the tests run), pip would find its canhgac.egg-info, take canhgac for installed
+    and leave it out of the environment."""
+    return {k: v for k, v in os.environ.items()
+            if k not in ("PYTHONPATH", "PYTHONHOME", "PYTHONUSERBASE", "PIP_TARGET", "PIP_PREFIX")}
+
+
 def _run(cmd: list[str]) -> None:
     """A build step, quiet unless it fails (then its output explains why)."""
-    done = subprocess.run(cmd, capture_output=True, text=True)
+    done = subprocess.run(cmd, capture_output=True, text=True, env=_clean_env())
     if done.returncode != 0:
         sys.stderr.write(done.stdout + done.stderr)
         raise SystemExit(f"package: failed ({done.returncode}): {' '.join(cmd[:6])} ...")
@@ -93,10 +102,12 @@ def make_venv(role: Role, stage_root: Path, wheels: list[Path]) -> Path:
     venv = stage_root / role.prefix.lstrip("/")
     if venv.exists():
         shutil.rmtree(venv)
-    subprocess.run([interpreter, "-m", "venv", "--without-pip", str(venv)], check=True)
-    subprocess.run([sys.executable, "-m", "pip", "--python", str(venv / "bin" / "python"),
-                    "install", "--quiet", "--no-index", "--no-deps", "--no-compile",
-                    "--disable-pip-version-check", *map(str, wheels)], check=True)
+    _run([interpreter, "-m", "venv", "--without-pip", str(venv)])
+    _run([sys.executable, "-m", "pip", "--python", str(venv / "bin" / "python"),
+          "install", "--quiet", "--no-index", "--no-deps", "--no-compile", "--ignore-installed",
+          "--disable-pip-version-check", *map(str, wheels)])
+    if not (venv / "bin" / "canhgac").is_file():
+        raise SystemExit(f"package: {role.package}: pip did not install the canhgac command")
     _relocate(venv, role.prefix)
     _trim(venv)
     return venv
@@ -109,6 +120,9 @@ def _trim(venv: Path) -> None:
     for script in (venv / "bin").iterdir():
         if script.name not in keep:
             script.unlink()
+    include = venv / "include"
+    if include.is_dir() and not any(p.is_file() for p in include.rglob("*")):
+        shutil.rmtree(include)  # venv's empty include/python3.11: no C extension is built here
     strip = shutil.which("strip")
     if strip is None:
         raise SystemExit("package: strip is missing (apt-get install binutils)")

@@ -28,7 +28,8 @@ echo "deb [trusted=yes] file:$here/debs ./" > "$tmp/sources.list"
 apt_local() {
     apt-get -o Dir::Etc::SourceList="$tmp/sources.list" -o Dir::Etc::SourceParts="$tmp/parts" \
         -o Dir::State::Lists="$tmp/lists" -o Dir::Cache::Archives="$tmp/archives" \
-        -o Dir::Cache::pkgcache= -o Dir::Cache::srcpkgcache= -o Acquire::Languages=none "$@"
+        -o Dir::Cache::pkgcache= -o Dir::Cache::srcpkgcache= -o Acquire::Languages=none \
+        -o APT::Sandbox::User=root "$@"
 }
 apt_local -qq update
 # shellcheck disable=SC2086  # package names are plain words checked above
