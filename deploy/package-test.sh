@@ -151,9 +151,18 @@ start_agent() {
     # The unit's user and exactly its AmbientCapabilities (e.g. CAP_SYS_PTRACE -> +sys_ptrace).
     local caps; caps=$(sed -n 's/^AmbientCapabilities=//p' "$ROOT/lib/systemd/system/canhgac-agent.service" \
         | tr 'A-Z' 'a-z' | sed 's/cap_/+/g; s/ /,/g')
+    # MemoryDenyWriteExecute=yes: the kernel's own form of it (PR_SET_MDWE, kept across exec),
+    # set before the agent starts, so a W+X mapping anywhere in it would fail here too.
+    local mdwe=()
+    if grep -qx 'MemoryDenyWriteExecute=yes' "$ROOT/lib/systemd/system/canhgac-agent.service"; then
+        mdwe=(/opt/canhgac/agent/bin/python -c 'import ctypes, os, sys
+if ctypes.CDLL(None).prctl(65, 1, 0, 0, 0) != 0:
+    sys.exit("PR_SET_MDWE failed")
+os.execv(sys.argv[1], sys.argv[1:])')
+    fi
     chroot "$ROOT" "${ROOT_ENV[@]}" setpriv --reuid=canhgac-agent --regid=canhgac-agent --init-groups --no-new-privs \
         --inh-caps="-all${caps:+,$caps}" --ambient-caps="-all${caps:+,$caps}" --bounding-set="-all${caps:+,$caps}" \
-        /opt/canhgac/agent/bin/canhgac agent run --config /etc/canhgac/agent.yaml \
+        "${mdwe[@]}" /opt/canhgac/agent/bin/canhgac agent run --config /etc/canhgac/agent.yaml \
         >> "$WORK/agent.log" 2>&1 &
     AGENT_PID=$!
 }
@@ -169,6 +178,7 @@ check_agent_capabilities() {
     local eff; eff=$(awk '/^CapEff:/ { print $2 }' "$ROOT/proc/$AGENT_PID/status")
     [ "$((16#$eff))" = "$mask" ] || fail "the agent's CapEff is $eff, the unit grants $(printf '%016x' "$mask")"
     ! grep -E "lacks CAP_|CAP_[A-Z_]+ missing" "$WORK/agent.log" || fail "a probe lacks a capability"
+    [ "$(awk '/^NoNewPrivs:/ { print $2 }' "$ROOT/proc/$AGENT_PID/status")" = 1 ] || fail "the agent may gain privileges"
     echo "figure: agent capabilities (CapEff) in the root: $eff"
 }
 

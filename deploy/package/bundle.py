@@ -53,19 +53,38 @@ def closure(names: list[str]) -> list[tuple[str, str, str]]:
     return [(str(a), str(b), str(c)) for a, b, c in found]
 
 
-def download(packages: list[tuple[str, str, str]], cache: Path) -> list[Path]:
-    """``apt-get download`` of each exact version, once per machine (kept in ``cache``)."""
+def _filename(cache: Path, name: str, version: str, arch: str) -> Path:
+    return cache / f"{name}_{version.replace(':', '%3a')}_{arch}.deb"
+
+
+def download(packages: list[tuple[str, str, str]], cache: Path) -> list[Path] | None:
+    """``apt-get download`` of each exact version, once per machine (kept in ``cache``).
+
+    None when apt could not get them (lists older than the mirror: a version replaced by
+    a security update is gone from it)."""
     cache.mkdir(parents=True, exist_ok=True)
-    def filename(name: str, version: str, arch: str) -> Path:
-        return cache / f"{name}_{version.replace(':', '%3a')}_{arch}.deb"
-    wanted = [f"{n}={v}" for n, v, a in packages if not filename(n, v, a).exists()]
+    wanted = [f"{n}={v}" for n, v, a in packages if not _filename(cache, n, v, a).exists()]
     if wanted:
-        subprocess.run(["apt-get", "download", "--quiet", "-o", "APT::Sandbox::User=root", *wanted],
-                       cwd=cache, check=True, stdout=subprocess.DEVNULL)
-    files = [filename(*p) for p in packages]
+        done = subprocess.run(["apt-get", "download", "--quiet", "-o", "APT::Sandbox::User=root", *wanted],
+                              cwd=cache, capture_output=True, text=True)
+        if done.returncode != 0:
+            return None
+    files = [_filename(cache, *p) for p in packages]
     missing = [f.name for f in files if not f.exists()]
     if missing:
         raise SystemExit(f"package: apt-get download did not give {', '.join(missing)}")
+    return files
+
+
+def dependency_debs(debs: list[Path], cache: Path) -> list[Path]:
+    """The closure of the packages' Depends as .deb files; refreshes stale apt lists once."""
+    names = depends_of(debs)
+    files = download(closure(names), cache)
+    if files is None:
+        subprocess.run(["apt-get", "update", "-qq"], check=True)
+        files = download(closure(names), cache)
+    if files is None:
+        raise SystemExit(f"package: apt-get download failed for the closure of {' '.join(names)}")
     return files
 
 
@@ -76,7 +95,7 @@ def build(version: str, debs: list[Path], wheels: list[Path], cache: Path, work:
         shutil.rmtree(top)
     (top / "debs").mkdir(parents=True)
     (top / "wheels").mkdir()
-    for path in [*debs, *download(closure(depends_of(debs)), cache)]:
+    for path in [*debs, *dependency_debs(debs, cache)]:
         shutil.copy2(path, top / "debs" / path.name)
     for wheel in wheels:
         shutil.copy2(wheel, top / "wheels" / wheel.name)
