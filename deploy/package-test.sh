@@ -145,6 +145,8 @@ start_collector() {
     COLLECTOR_PID=$!
     wait_until "the collector on 127.0.0.1:8443" 60 bash -c 'exec 3<>/dev/tcp/127.0.0.1/8443'
     [ -f "$ROOT/var/lib/canhgac/collector/tls/ca.pem" ] || fail "no CA in the collector's state"
+    # The built-in rule packs come from /opt/canhgac/collector/share/canhgac/rules (a wheel has no configs/).
+    wait_until "the collector's detection rules" 60 grep -qE 'detection: [1-9][0-9]* rules' "$WORK/collector.log"
 }
 
 start_agent() {
