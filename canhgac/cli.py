@@ -75,8 +75,17 @@ def build_parser(only: str | None = None) -> argparse.ArgumentParser:
     commands = discover()
     if only is not None and only in commands:
         commands = {only: commands[only]}
-    for ep in commands.values():
-        register: Register = ep.load()
+    for name, ep in commands.items():
+        try:
+            register: Register = ep.load()
+        except ModuleNotFoundError as exc:
+            # A Debian package carries only its part's libraries (the agent has no
+            # Elasticsearch client or Sigma): its commands work, the others are absent.
+            if only == name:
+                raise UserError(f"command {name!r} is not available in this installation "
+                                f"({exc.name} is not installed; the canhgac-collector package "
+                                "has every command)") from None
+            continue
         register(sub)
     return parser
 
@@ -92,7 +101,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     from canhgac import logs
 
     argv = list(sys.argv[1:] if argv is None else argv)
-    parser = build_parser(_command_named(argv))
+    try:
+        parser = build_parser(_command_named(argv))
+    except UserError as exc:
+        print(f"canhgac: error: {exc}", file=sys.stderr)
+        return exc.exit_code
     args = parser.parse_args(argv)
     logs.setup(args.log_level, args.log_format)
     func = getattr(args, "func", None)

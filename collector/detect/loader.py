@@ -18,6 +18,7 @@ the built-in packs and the tests.
 
 from __future__ import annotations
 
+import sys
 import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -42,7 +43,18 @@ from collector.detect.reachability import absent_fields, possible
 from collector.detect.rule import Rule
 from collector.detect.sigma_compile import Predicate, compile_detections, compile_sigma
 
-BUILTIN_DIR = Path(__file__).resolve().parents[2] / "configs" / "rules"
+
+def builtin_dir(candidates: tuple[Path, ...] | None = None) -> Path:
+    """Where the built-in rule packs are: configs/rules/ of a source checkout, else
+    <prefix>/share/canhgac/rules of an installed environment (the Debian packages put
+    them in /opt/canhgac/collector/share/canhgac/rules; a wheel has no configs/)."""
+    if candidates is None:
+        candidates = (Path(__file__).resolve().parents[2] / "configs" / "rules",
+                      Path(sys.prefix) / "share" / "canhgac" / "rules")
+    return next((c for c in candidates if c.is_dir()), candidates[0])
+
+
+BUILTIN_DIR = builtin_dir()
 RULE_SUFFIXES = (".yml", ".yaml")
 KNOWN_DATASETS = frozenset(d for d in DATASETS if d != ALERT)
 
