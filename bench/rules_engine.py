@@ -150,10 +150,14 @@ def make_event(rng: random.Random, i: int, attacks: bool = True) -> dict[str, An
                                           "action": "user_modified", "original": line},
                      user={"name": name, "id": str(uid)})
     if r < 0.64:
-        return _base(rng, "file", i, event={"category": ["file"],
-                                           "type": [rng.choice(["change", "creation"])]},
-                     file={"path": rng.choices(FILES, FILE_WEIGHTS)[0], "hash": {"sha256": "ab" * 32},
-                           "mode": "0644", "owner": "root"})
+        path = rng.choices(FILES, FILE_WEIGHTS)[0]
+        doc = _base(rng, "file", i, event={"category": ["file"],
+                                          "type": [rng.choice(["change", "creation"])]},
+                    file={"path": path, "hash": {"sha256": "ab" * 32},
+                          "mode": "0644", "owner": "root"})
+        if path == "/etc/passwd":  # benign: written by useradd/usermod, as exec capture reports
+            doc["canhgac"] = {**CTX, "file": {"writer": "account_tool"}}
+        return doc
     if r < 0.74:
         return _base(rng, "dns", i, dns={"question": {"name": f"host{rng.randint(1, 500)}.gov.vn",
                                                       "type": "A"}})

@@ -110,7 +110,7 @@ def control_files(role: Role, root: Path, version: str) -> None:
     (debian / "md5sums").chmod(0o644)
     (debian / "conffiles").chmod(0o644)
     size_kib = sum(p.lstat().st_size for p in root.rglob("*") if "DEBIAN" not in p.parts) // 1024 + 1
-    depends = ", ".join(DEBIAN_DEPENDS)
+    depends = ", ".join((*DEBIAN_DEPENDS, *role.debian_depends))
     (debian / "control").write_text(
         f"Package: {role.package}\n"
         f"Version: {version}\n"

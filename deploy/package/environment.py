@@ -23,6 +23,13 @@ from roles import PYTHON, Role
 WHEEL_NAME = re.compile(r"^(?P<name>[^-]+)-(?P<version>[^-]+)-.*\.whl$")
 
 
+
+# Every manylinux tag Debian 12's glibc (2.36) runs, newest first: pip matches --platform
+# tags exactly, so a wheel built for manylinux_2_28 (Pillow) needs its own tag here.
+PLATFORMS = [arg for minor in range(36, 16, -1)
+             for arg in ("--platform", f"manylinux_2_{minor}_x86_64")] + [
+    "--platform", "manylinux2014_x86_64", "--platform", "linux_x86_64"]
+
 def normalize(name: str) -> str:
     return re.sub(r"[-_.]+", "-", name).lower()
 
@@ -51,8 +58,7 @@ def download_wheels(role: Role, lock: Path, dest: Path) -> list[Path]:
     dest.mkdir(parents=True)
     _run([sys.executable, "-m", "pip", "download", "--quiet", "--only-binary=:all:",
           "--disable-pip-version-check", "--python-version", "3.11", "--implementation", "cp",
-          "--abi", "cp311", "--platform", "manylinux_2_36_x86_64", "--platform", "manylinux2014_x86_64",
-          "--platform", "linux_x86_64", "-c", str(lock), "-d", str(dest), *role.requirements])
+          "--abi", "cp311", *PLATFORMS, "-c", str(lock), "-d", str(dest), *role.requirements])
     pins = locked(lock)
     wheels = sorted(dest.iterdir())
     for path in wheels:
@@ -123,6 +129,12 @@ def _trim(venv: Path) -> None:
     include = venv / "include"
     if include.is_dir() and not any(p.is_file() for p in include.rglob("*")):
         shutil.rmtree(include)  # venv's empty include/python3.11: no C extension is built here
+    # ReportLab ships sample fonts (Bitstream Vera, Type 1 demos) canhgac never uses: the
+    # report's PDF embeds Debian's DejaVu (fonts-dejavu-core). Their licences are not ours
+    # to redistribute; lintian rightly flags them.
+    for font in venv.glob("lib/python3*/site-packages/reportlab/fonts/*"):
+        if font.suffix.lower() in (".ttf", ".pfb", ".afm"):
+            font.unlink()
     strip = shutil.which("strip")
     if strip is None:
         raise SystemExit("package: strip is missing (apt-get install binutils)")

@@ -7,7 +7,10 @@ every runtime dependency of the project. Test-only extras are in neither.
 
 from __future__ import annotations
 
+import re
+import tomllib
 from dataclasses import dataclass
+from pathlib import Path
 
 PYTHON = "python3.11"  # Debian 12's interpreter; the venvs are bound to its ABI (cp311)
 
@@ -18,6 +21,7 @@ class Role:
     requirements: tuple[str, ...]  # top-level PyPI names; versions come from requirements.lock
     description: str
     command: str  # the command in /usr/bin
+    debian_depends: tuple[str, ...] = ()  # beyond DEBIAN_DEPENDS
 
     @property
     def package(self) -> str:
@@ -60,17 +64,32 @@ AGENT = Role(
     command="canhgac-agent",
 )
 
+# Only the agent's network sensor uses scapy (to compile a BPF filter); the collector never does.
+NOT_IN_COLLECTOR = ("scapy",)
+
+
+def project_requirements(pyproject: Path = Path(__file__).resolve().parents[2] / "pyproject.toml"
+                         ) -> tuple[str, ...]:
+    """The project's runtime dependencies by name (extras kept), from pyproject.toml: a new
+    dependency reaches the collector package without anyone editing this file."""
+    deps = tomllib.loads(pyproject.read_text(encoding="utf-8"))["project"]["dependencies"]
+    names = [re.match(r"[A-Za-z0-9_.\-]+(\[[^\]]*\])?", d.strip())[0]  # type: ignore[index]
+             for d in deps]
+    return tuple(n for n in names if n.split("[")[0].lower() not in NOT_IN_COLLECTOR)
+
+
 COLLECTOR = Role(
     name="collector",
-    # psutil: `canhgac up` and `agent status` on the collector host; scapy is left out (tests only).
-    requirements=("aiohttp", "orjson", "pyyaml", "psutil", "cryptography", "prometheus-client",
-                  "elasticsearch[async]", "pysigma", "openpyxl"),
+    # every runtime dependency but scapy (psutil included: `canhgac up` and `agent status`)
+    requirements=project_requirements(),
     description="canhgac security event collector and command line\n"
     " Receives agent events over TLS, validates, enriches and stores them, runs\n"
     " detection rules, coverage and reporting to the national center.\n"
     " Self-contained Python environment under /opt/canhgac/collector; the\n"
     " canhgac command.",
     command="canhgac",
+    # the annual report's PDF embeds DejaVu Sans (Vietnamese letters)
+    debian_depends=("fonts-dejavu-core",),
 )
 
 ROLES = (AGENT, COLLECTOR)
