@@ -7,7 +7,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test test-stress unit integration lint lock bench fuzz deps-system clean help
+.PHONY: run test test-stress unit integration lint lock bench fuzz deps-system package clean help
 
 help:
 	@echo "make run    start collector + agent + mock national center locally (canhgac up)"
@@ -16,6 +16,7 @@ help:
 	@echo "make lint   ruff + mypy --strict (kernel, shipper, collector)"
 	@echo "make lock   re-pin requirements.lock from pyproject.toml"
 	@echo "make fuzz   fuzz the validator and the query parser (FUZZ_SECONDS per target)"
+	@echo "make package   dist/: canhgac-agent and canhgac-collector .deb + the offline bundle (Debian 12)"
 
 $(STAMP): requirements.lock pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -54,8 +55,12 @@ fuzz: $(STAMP)
 lock:
 	$(PYTHON) -m pip install -q uv && $(PYTHON) -m uv pip compile pyproject.toml --extra test -o requirements.lock --python-version 3.11
 
+# Debian 12 packages and the offline bundle (docs/packaging.md); VERSION=... overrides the version.
+package: $(STAMP)
+	$(BIN)/python deploy/package/build.py $(if $(VERSION),--version $(VERSION))
+
 bench: $(STAMP)
 	@ls bench/*.py
 
 clean:
-	rm -rf $(VENV) .pytest_cache
+	rm -rf $(VENV) .pytest_cache build dist

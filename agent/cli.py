@@ -1,4 +1,4 @@
-"""`canhgac agent run|enroll|status`.
+"""`canhgac agent run|enroll|status|capabilities`.
 
 Heavy imports (aiohttp, psutil, the queue) stay inside the command functions so
 ``canhgac --help`` stays instant and ``agent status`` stays light.
@@ -79,6 +79,16 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
                         help="output format (default: table)")
     status.set_defaults(func=cmd_status)
 
+    caps = asub.add_parser(
+        "capabilities", help="the Linux capabilities the enabled probes need / quyền cần cấp",
+        description="Print which enabled probe needs which capability, then the systemd drop-in "
+        "(/etc/systemd/system/canhgac-agent.service.d/capabilities.conf) that grants exactly those.",
+    )
+    _common(caps)
+    caps.add_argument("--format", choices=["table", "dropin"], default="table",
+                      help="table (with the drop-in after it) or the drop-in alone")
+    caps.set_defaults(func=cmd_capabilities)
+
 
 def _common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--config", type=Path, metavar="FILE",
@@ -104,6 +114,22 @@ def _state_dir(args: argparse.Namespace) -> Path:
         cfg, _ = _load_config(args)
         return Path(cfg.state_dir)
     return DEFAULT_STATE_DIR
+
+
+def cmd_capabilities(args: argparse.Namespace) -> int:
+    from agent.capabilities import dropin, explain, needed
+    from agent.config import resolve_probes
+
+    cfg, source = _load_config(args)
+    enabled = [spec.name for spec in resolve_probes(cfg, source) if spec.status == "enabled"]
+    if args.format == "table":
+        from canhgac.table import render
+
+        rows = [("PROBE", "CAPABILITY", "WHY"), *explain(enabled)]
+        print(render(rows) if len(rows) > 1 else "no enabled probe needs a capability")
+        print()
+    print(dropin(needed(enabled)), end="")
+    return 0
 
 
 def cmd_run(args: argparse.Namespace) -> Any:

@@ -23,6 +23,7 @@ import orjson
 
 from canhgac import __version__
 from canhgac.errors import UserError
+from canhgac.protocol import HEADER, PROTOCOL_VERSION
 
 log = logging.getLogger(__name__)
 
@@ -38,6 +39,10 @@ class Credentials:
     ca: str = ""
     system_id: str = ""
     heartbeat_interval: float | None = None
+    # As the collector knows this agent: the enrolled hostname (used instead of the OS
+    # name) and the system's level (selects the level's default probe settings).
+    hostname: str = ""
+    level: int | None = None
 
     @property
     def token(self) -> str:
@@ -74,6 +79,13 @@ def write_private(path: Path, data: bytes) -> None:
     os.replace(tmp, path)
 
 
+def level_of(value: Any) -> int | None:
+    """A security level 1..5 from the collector, or None (unknown, or not a level)."""
+    if isinstance(value, int) and not isinstance(value, bool) and 1 <= value <= 5:
+        return value
+    return None
+
+
 def load_credentials(state_dir: Path) -> Credentials | None:
     """The stored credentials, or None when this agent was never enrolled."""
     path = state_dir / CREDENTIALS
@@ -91,6 +103,8 @@ def load_credentials(state_dir: Path) -> Credentials | None:
             ca=str(raw.get("ca") or ""),
             system_id=str(raw.get("system_id") or ""),
             heartbeat_interval=raw.get("heartbeat_interval"),
+            hostname=str(raw.get("hostname") or ""),
+            level=level_of(raw.get("level")),
         )
     except (KeyError, TypeError) as exc:
         raise UserError(f"{path}: missing {exc} in credentials; enroll again") from None
@@ -139,7 +153,8 @@ async def enroll(
         async with aiohttp.ClientSession(
             timeout=aiohttp.ClientTimeout(total=timeout),
             connector=aiohttp.TCPConnector(ssl=ctx),
-        ) as session, session.post(url, json=body) as resp:
+        ) as session, session.post(url, json=body,
+                                   headers={HEADER: str(PROTOCOL_VERSION)}) as resp:
             text = await resp.text()
             status = resp.status
     except aiohttp.ClientConnectorCertificateError as exc:
@@ -164,6 +179,8 @@ async def enroll(
             collector=collector,
             system_id=str(answer.get("system_id") or ""),
             heartbeat_interval=answer.get("heartbeat_interval"),
+            hostname=str(answer.get("hostname") or body["hostname"]),
+            level=level_of(answer.get("level")),
         )
     except (orjson.JSONDecodeError, KeyError, TypeError) as exc:
         raise UserError(f"enrollment failed: unexpected answer from {url} ({exc})") from None

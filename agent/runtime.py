@@ -19,6 +19,7 @@ Why this shape:
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 import os
 import signal
@@ -34,9 +35,12 @@ import orjson
 from agent.config import AgentConfig, ProbeSpec, resolve_probes
 from agent.enroll import Credentials, ensure_private_dir, load_credentials
 from agent.health import heartbeat_event, write_status
+from agent.identity import REFRESH, refresh
+from agent.policy import PolicyState, load_state, merged, save_state
+from agent.policy import fetch as fetch_policy
 from agent.probes.base import Emit, Probe, ProbeContext
 from canhgac import __version__
-from canhgac.errors import UserError
+from canhgac.errors import ConfigError, UserError
 from canhgac.ids import uuid7
 from canhgac.schema import priority_of
 from canhgac.tasks import wait_for_event
@@ -141,6 +145,14 @@ class AgentRuntime:
         self._tasks: list[asyncio.Task[None]] = []
         self._agent_fields: dict[str, Any] = {}
         self._host_fields: dict[str, Any] = {"hostname": self.hostname, "name": self.hostname}
+        self.policy = PolicyState()
+        self._policy_lock = asyncio.Lock()
+
+    def _resolve(self, policy_probes: dict[str, Any], version: int | None) -> list[ProbeSpec]:
+        """agent.yaml's probes over the policy's, resolved as agent.yaml is (ConfigError)."""
+        source = f"{self.source} + policy version {version}"
+        combined = dataclasses.replace(self.config, probes=merged(policy_probes, self.config.probes))
+        return resolve_probes(combined, source)
 
     # -- setup ------------------------------------------------------------
     @property
@@ -157,6 +169,20 @@ class AgentRuntime:
         specs = self.options.probes if self.options.probes is not None else resolve_probes(
             self.config, self.source)
         self.credentials = load_credentials(self.state_dir)
+        if self.options.probes is None:
+            # The last policy applied, before the collector is even reachable.
+            self.policy = load_state(self.state_dir)
+            if self.policy.version is not None:
+                try:
+                    specs = self._resolve(self.policy.probes, self.policy.version)
+                except ConfigError as exc:
+                    log.error("stored policy version %s no longer applies (%s): agent.yaml "
+                              "alone until the collector sends one", self.policy.version, exc)
+                    self.policy = PolicyState(error=str(exc))
+        if not self.config.hostname and self.credentials and self.credentials.hostname:
+            # The name it was enrolled under is the one the collector shows: use it.
+            self.hostname = self.credentials.hostname
+            self._host_fields = {"hostname": self.hostname, "name": self.hostname}
         factory = self.options.output_factory or _default_output
         self._output = factory(self.config, self.credentials)
         agent_id = self.credentials.agent_id if self.credentials else ""
@@ -215,12 +241,12 @@ class AgentRuntime:
         assert spec.cls is not None and spec.config is not None
         backoff = Backoff(self.options.backoff_initial, self.options.backoff_max)
         probe_dir = self.state_dir / "probes" / spec.name
-        ctx = ProbeContext(
-            agent_id=self.credentials.agent_id if self.credentials else "",
-            hostname=self.hostname, state_dir=probe_dir,
-        )
         while True:
             began = time.monotonic()
+            creds = self.credentials
+            # Built at each (re)start: a level the collector changed applies from here.
+            ctx = ProbeContext(agent_id=creds.agent_id if creds else "", hostname=self.hostname,
+                               state_dir=probe_dir, level=creds.level if creds else None)
             try:
                 probe_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
                 probe = spec.cls(spec.config, ctx)
@@ -296,6 +322,7 @@ class AgentRuntime:
             "heartbeat_interval": self.heartbeat_interval,
             "state_dir": str(self.state_dir.resolve()),
             "probes": {name: st.snapshot() for name, st in self.probes.items()},
+            "policy": self.policy.report(),
             "datasets": datasets,
             "queue": queue,
             "delivery": delivery,
@@ -316,6 +343,76 @@ class AgentRuntime:
             except Exception:
                 log.exception("heartbeat failed")
             await wait_for_event(self._stop, self.heartbeat_interval)
+
+    async def _identity_loop(self) -> None:
+        while not self._stop.is_set():
+            if self.credentials is not None and self.options.output_factory is None:
+                try:
+                    self.credentials = await refresh(self.credentials, self.state_dir)
+                except Exception as exc:  # never stops the agent
+                    log.warning("identity refresh failed: %s", exc)
+            await wait_for_event(self._stop, REFRESH)
+
+    async def _policy_loop(self) -> None:
+        """Ask for the policy with every heartbeat interval (a 304 costs nothing)."""
+        while not self._stop.is_set():
+            try:
+                await self.check_policy()
+            except Exception as exc:  # the collector may be away: the policy in force stays
+                log.debug("policy check failed: %s", exc)
+            await wait_for_event(self._stop, self.heartbeat_interval)
+
+    async def check_policy(self) -> bool:
+        """Fetch and apply a new policy; True when one was applied (one check at a time)."""
+        async with self._policy_lock:
+            return await self._check_policy()
+
+    async def _check_policy(self) -> bool:
+        if self.credentials is None:
+            return False
+        status, body, etag = await fetch_policy(self.credentials, self.policy.etag)
+        if status != 200 or body is None:
+            return False
+        version, probes = body.get("version"), body.get("probes")
+        if not isinstance(version, int) or not isinstance(probes, dict):
+            self.policy.error = "the collector's policy answer has no version or probes"
+            return False
+        try:
+            specs = self._resolve(probes, version)
+        except ConfigError as exc:
+            if self.policy.refused_version != version:
+                log.error("policy version %d refused, version %s stays in force: %s",
+                          version, self.policy.version, exc)
+            self.policy.error, self.policy.refused_version = str(exc), version
+            return False
+        changed = await self._apply(specs)
+        self.policy = PolicyState(version=version, etag=etag, probes=probes)
+        await asyncio.to_thread(save_state, self.state_dir, self.policy)
+        log.info("policy version %d applied; probes restarted: %s", version,
+                 ", ".join(changed) or "none")
+        return True
+
+    async def _apply(self, specs: list[ProbeSpec]) -> list[str]:
+        """Restart only the probes whose status or section changed."""
+        changed = []
+        for spec in specs:
+            old = self.probes.get(spec.name)
+            if old is not None and (old.spec.status, old.spec.config) == (spec.status, spec.config):
+                continue
+            changed.append(spec.name)
+            if old is not None and old.task is not None:
+                old.task.cancel()
+                await asyncio.wait([old.task], timeout=5.0)
+                if old.task in self._tasks:
+                    self._tasks.remove(old.task)
+            st = ProbeState(spec, state=spec.status if spec.status != "enabled" else "starting")
+            if spec.cls is not None:
+                st.datasets = tuple(spec.cls.datasets)
+            self.probes[spec.name] = st
+            if spec.status == "enabled" and not self._stop.is_set():
+                st.task = asyncio.create_task(self._supervise(st), name=f"probe-{spec.name}")
+                self._tasks.append(st.task)
+        return changed
 
     def _on_delivered(self, lines: list[bytes]) -> None:
         self.last_delivery = time.time()
@@ -349,6 +446,9 @@ class AgentRuntime:
                 self._tasks.append(st.task)
         await asyncio.sleep(0)  # let probes reach their first await before the first heartbeat
         self._tasks.append(asyncio.create_task(self._heartbeat_loop(), name="heartbeat"))
+        self._tasks.append(asyncio.create_task(self._identity_loop(), name="identity"))
+        if self.options.probes is None and self.options.output_factory is None:
+            self._tasks.append(asyncio.create_task(self._policy_loop(), name="policy"))
         running = [n for n, st in self.probes.items() if st.spec.status == "enabled"]
         log.info("agent %s started on %s: probes %s; heartbeat every %gs; queue %s",
                  self._agent_fields.get("id", "(not enrolled)"), self.hostname,

@@ -74,7 +74,8 @@ def build(n_systems: int, n_agents: int, rng: random.Random) -> tuple[InventoryH
             "approval": {"approved": i % 3 != 0, "date": "2024-08-01"},
             "plan": {"deployed": "2024-12-01"} if i % 4 else {},
             "onsite": {"team": [{"name": "Nguyễn Văn An"}]} if i % 7 else {},
-            "assessments": [{"date": f"202{4 + i % 2}-0{1 + i % 9}-15", "organisation": "X"}],
+            "assessments": [{"date": f"202{4 + i % 2}-0{1 + i % 9}-15", "organisation": "X",
+                             "independent": True}],
             "national": {"enabled": i % 2 == 0},
         })
     holder = InventoryHolder(parse_inventory({"province": "Thừa Thiên Huế", "systems": systems},

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import os
 import sys
 from collections.abc import Callable, Sequence
 from importlib.metadata import EntryPoint, entry_points
@@ -22,7 +23,7 @@ from canhgac.errors import UserError
 GROUP = "canhgac.commands"
 # The order shown in --help; commands not listed here follow alphabetically.
 HELP_ORDER: tuple[str, ...] = (
-    "up", "agent", "collector", "inventory", "coverage", "alerts", "rules",
+    "up", "agent", "collector", "inventory", "coverage", "report", "alerts", "notify", "rules",
     "national-mock", "check", "query", "version",
 )
 
@@ -74,8 +75,17 @@ def build_parser(only: str | None = None) -> argparse.ArgumentParser:
     commands = discover()
     if only is not None and only in commands:
         commands = {only: commands[only]}
-    for ep in commands.values():
-        register: Register = ep.load()
+    for name, ep in commands.items():
+        try:
+            register: Register = ep.load()
+        except ModuleNotFoundError as exc:
+            # A Debian package carries only its part's libraries (the agent has no
+            # Elasticsearch client or Sigma): its commands work, the others are absent.
+            if only == name:
+                raise UserError(f"command {name!r} is not available in this installation "
+                                f"({exc.name} is not installed; the canhgac-collector package "
+                                "has every command)") from None
+            continue
         register(sub)
     return parser
 
@@ -91,7 +101,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     from canhgac import logs
 
     argv = list(sys.argv[1:] if argv is None else argv)
-    parser = build_parser(_command_named(argv))
+    try:
+        parser = build_parser(_command_named(argv))
+    except UserError as exc:
+        print(f"canhgac: error: {exc}", file=sys.stderr)
+        return exc.exit_code
     args = parser.parse_args(argv)
     logs.setup(args.log_level, args.log_format)
     func = getattr(args, "func", None)
@@ -105,6 +119,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         return exc.exit_code
     except KeyboardInterrupt:
         return 130
+    except BrokenPipeError:
+        # The reader went away (`canhgac ... | head`): not an error of ours. Point stdout
+        # at /dev/null so the interpreter's final flush does not raise again.
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return 141  # 128 + SIGPIPE, what a shell reports for a killed writer
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -39,12 +39,14 @@ from collector.config import CollectorConfig
 from collector.connections import ConnectionGuard, GuardedSite, GuardMetrics
 from collector.context import CollectorContext, Ports
 from collector.enroll import make_handler as enroll_handler
+from collector.enroll import self_handler
 from collector.fleet import Presence
 from collector.ingest import Ingest
 from collector.inventory import load_inventory
 from collector.metrics import PipelineCollector
 from collector.outputs import build_outputs
 from collector.pipeline import Pipeline
+from collector.protocol import protocol_middleware
 from collector.scrape_auth import ScrapeAuth
 from shipper.delivery import DeliveryLoop
 from shipper.queue import DurableQueue
@@ -80,7 +82,7 @@ def build_context(
         os.chmod(state_dir, 0o700)
     guard = ConnectionGuard(config.limits.connection_limits())
     app = web.Application(client_max_size=config.limits.max_body_bytes + 65536,
-                          middlewares=[guard.middleware])
+                          middlewares=[guard.middleware, protocol_middleware])
     app[GUARD_KEY] = guard
     auth = AuthStore(state_dir / "auth.db")
     pipeline = Pipeline()
@@ -140,6 +142,7 @@ def build_context(
     app.on_response_prepare.append(_server_header)
     app.router.add_post("/v1/events", ingest.handle)
     app.router.add_post("/v1/enroll", enroll_handler(ctx))
+    app.router.add_get("/v1/agent", self_handler(ctx))
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/readyz", readyz)
     app.router.add_get("/metrics", metrics)
@@ -149,6 +152,9 @@ def build_context(
     built = build_outputs(config.outputs, ctx)
     selected = _select(config, source, components)
     check_order(selected)
+    if config.notifications.get("channels") and all(c.name != "notify" for c in selected):
+        log.warning("notifications: channels are configured but the notify component is not "
+                    "selected (components:), so no alert is notified")
     for spec in selected:
         importlib.import_module(spec.module).setup(ctx)
 

@@ -18,7 +18,7 @@ from canhgac.timeutil import parse_duration
 
 # Other areas add subcommands under `canhgac collector` through these modules'
 # ``register_collector(subparsers)``.
-EXTENSIONS: tuple[str, ...] = ("collector.search.cli",)
+EXTENSIONS: tuple[str, ...] = ("collector.search.cli", "collector.policy.cli")
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -168,14 +168,26 @@ def cmd_revoke_token(args: argparse.Namespace) -> int:
 def _agent_facts(a: AgentRecord, state: str, inventory: InventoryHolder,
                  now: float) -> dict[str, Any]:
     """What an operator needs to know of one agent, from its last heartbeat."""
+    from collector import fleet
+
     hb = a.heartbeat if isinstance(a.heartbeat, dict) else {}
     raw_probes = hb.get("probes")
     probes: dict[str, Any] = raw_probes if isinstance(raw_probes, dict) else {}
     running = [n for n, p in probes.items() if isinstance(p, dict) and p.get("state") == "running"]
     failing = sorted(n for n, p in probes.items()
                      if isinstance(p, dict) and p.get("state") not in ("running", "disabled", None))
-    known = not inventory.has_systems() or inventory.system(a.system_id) is not None
+    system = inventory.system(a.system_id) if a.system_id else None
+    known = not inventory.has_systems() or system is not None
+    status = system.status if system is not None else None
+    flag = ("" if known else "system_not_in_inventory") or (
+        "system_retired" if status == "retired" else "")
+    raw_policy = hb.get("policy")
+    pol: dict[str, Any] = raw_policy if isinstance(raw_policy, dict) else {}
     return {"agent_id": a.agent_id, "system_id": a.system_id, "system_known": known,
+            "system_status": status, "flag": flag,
+            "policy_version": pol.get("version"), "policy_error": str(pol.get("error") or ""),
+            "policy_refused_version": pol.get("refused_version"),
+            "version_behind": fleet.behind(str(hb.get("version") or "")),
             "hostname": a.hostname, "version": str(hb.get("version") or ""), "state": state,
             "enrolled": a.enrolled, "last_seen": a.last_seen, "revoked": a.revoked,
             "probes_total": len(probes), "probes_running": len(running),
@@ -210,15 +222,22 @@ def cmd_agents(args: argparse.Namespace) -> int:
     if args.format == "json":
         print(orjson.dumps(facts, option=orjson.OPT_INDENT_2).decode())
         return 0
-    rows = [("AGENT", "SYSTEM", "HOST", "VERSION", "STATE", "LAST SEEN", "PROBES")]
+    rows = [("AGENT", "SYSTEM", "HOST", "VERSION", "STATE", "LAST SEEN", "POLICY", "PROBES")]
     for f in facts:
         seen = f"{int(now - f['last_seen'])}s ago" if f["last_seen"] else "never"
-        system = f["system_id"] + ("" if f["system_known"] else " (NOT IN INVENTORY)")
+        system = f["system_id"] + {"system_not_in_inventory": " (NOT IN INVENTORY)",
+                                   "system_retired": " (RETIRED)"}.get(f["flag"], "")
         probes = f"{f['probes_running']}/{f['probes_total']} running"
         if f["probes_failing"]:
             probes += " — " + ", ".join(f["probes_failing"])
-        rows.append((f["agent_id"], system, f["hostname"], f["version"] or "?", f["state"],
-                     seen, probes))
+        policy = "-" if f["policy_version"] is None else f"v{f['policy_version']}"
+        if f["policy_error"]:
+            policy += f" (v{f['policy_refused_version']} refused)"
+        version = f["version"] or "?"
+        if f["version_behind"]:
+            version += " (older)"
+        rows.append((f["agent_id"], system, f["hostname"], version, f["state"],
+                     seen, policy, probes))
     from canhgac.table import render
 
     print(render(rows))

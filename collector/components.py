@@ -26,12 +26,22 @@ class ComponentSpec:
 
 
 COMPONENTS: tuple[ComponentSpec, ...] = (
-    ComponentSpec("national", "collector.national", provides=("indicators", "national_link")),
+    ComponentSpec("national", "collector.national",
+                  provides=("indicators", "national_link", "national_detail")),
     ComponentSpec("detect", "collector.detect"),
-    ComponentSpec("search", "collector.search", provides=("operators",)),
-    ComponentSpec("alerts", "collector.alerts", provides=("alerts", "access"), uses=("operators",)),
-    ComponentSpec("coverage", "collector.coverage",
+    ComponentSpec("search", "collector.search", provides=("operators", "search")),
+    ComponentSpec("alerts", "collector.alerts", provides=("alerts", "access", "alert_desk"),
+                  uses=("operators",)),
+    # After alerts: its stage routes alerts the alerts stage has registered, and it
+    # asks the alerts port which are still unacknowledged (escalation).
+    ComponentSpec("notify", "collector.notify", uses=("alerts",)),
+    ComponentSpec("coverage", "collector.coverage", provides=("coverage", "coverage_history"),
                   uses=("agents", "presence", "alerts", "access", "national_link")),
+    ComponentSpec("policy", "collector.policy"),
+    # Last: the web console (/ui/) reads what the others provide, through the same rules.
+    ComponentSpec("console", "collector.console",
+                  uses=("access", "alert_desk", "coverage", "coverage_history", "search", "agents",
+                        "presence", "national_detail")),
 )
 
 

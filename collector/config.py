@@ -98,6 +98,8 @@ class CollectorConfig:
     national: dict[str, Any] = field(default_factory=dict)
     search: dict[str, Any] = field(default_factory=dict)
     coverage: dict[str, Any] = field(default_factory=dict)
+    notifications: dict[str, Any] = field(default_factory=dict)  # docs/notifications.md
+    console: dict[str, Any] = field(default_factory=dict)  # web console /ui/ (docs/console.md)
 
 
 # Where every command looks for collector.yaml when none is named, in this order.

@@ -26,8 +26,13 @@ from collector.fleet import Presence
 from collector.pipeline import Pipeline
 from collector.ports import (
     AgentDirectory,
+    AlertDesk,
     AlertLedger,
+    CoverageHistory,
+    CoverageView,
+    EventSearch,
     Inject,
+    NationalLinkDetail,
     NationalLinkStatus,
     OperatorAuthenticator,
     PrincipalResolver,
@@ -78,6 +83,11 @@ class Ports:
     alerts: AlertLedger | None = None
     national_link: NationalLinkStatus | None = None
     indicators: IndicatorStage | None = None
+    search: EventSearch | None = None
+    alert_desk: AlertDesk | None = None
+    coverage: CoverageView | None = None
+    coverage_history: CoverageHistory | None = None  # None: coverage.history is off
+    national_detail: NationalLinkDetail | None = None  # set even when the link is not configured
 
 
 @dataclass

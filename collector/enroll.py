@@ -10,6 +10,7 @@ import orjson
 from aiohttp import web
 
 from collector.auth import EnrollmentError
+from collector.ingest import bearer_of
 
 if TYPE_CHECKING:
     from collector.context import CollectorContext
@@ -42,6 +43,31 @@ def _valid_hostname(value: object) -> bool:
             and not any(c.isspace() for c in value))
 
 
+def identity(ctx: CollectorContext, system_id: str, hostname: str) -> dict[str, object]:
+    """What an agent is, as the collector knows it: the enrolled hostname (the agent uses
+    it, not the OS name) and its system's level from the inventory (it selects the
+    level's default probe settings, e.g. the file-integrity watch list)."""
+    system = ctx.inventory.system(system_id) if system_id else None
+    return {"hostname": hostname, "level": system.level if system is not None else None,
+            "system_status": system.status if system is not None else None}
+
+
+def self_handler(ctx: CollectorContext) -> Callable[[web.Request], Awaitable[web.Response]]:
+    """``GET /v1/agent``: the calling agent's identity (its bearer credentials)."""
+
+    async def whoami(request: web.Request) -> web.Response:
+        token = bearer_of(request)
+        agent = ctx.auth.authenticate(token) if token else None
+        if agent is None:
+            return web.json_response(
+                {"error": "invalid, unknown or revoked agent credentials"}, status=401,
+                headers={"WWW-Authenticate": 'Bearer realm="canhgac"'})
+        return web.json_response({"agent_id": agent.agent_id, "system_id": agent.system_id,
+                                  **identity(ctx, agent.system_id, agent.hostname)})
+
+    return whoami
+
+
 def make_handler(ctx: CollectorContext) -> Callable[[web.Request], Awaitable[web.Response]]:
     async def enroll(request: web.Request) -> web.Response:
         raw = await read_bounded(request, MAX_BODY)
@@ -68,6 +94,11 @@ def make_handler(ctx: CollectorContext) -> Callable[[web.Request], Awaitable[web
                         "list", wanted)
             return web.json_response({"error": f"system {wanted!r} is not in the collector's "
                                                "inventory: add it, then enroll"}, status=403)
+        listed = ctx.inventory.system(wanted) if wanted is not None else None
+        if listed is not None and listed.status == "retired":
+            log.warning("enrollment refused: token for system %r, which is retired", wanted)
+            return web.json_response({"error": f"system {wanted!r} is retired in the "
+                                               "inventory: it takes no new agent"}, status=403)
         try:
             agent_id, secret, system_id = ctx.auth.enroll(token, hostname)
         except EnrollmentError as exc:
@@ -78,6 +109,7 @@ def make_handler(ctx: CollectorContext) -> Callable[[web.Request], Awaitable[web
             "secret": secret,
             "system_id": system_id,
             "heartbeat_interval": float(ctx.config.heartbeat_interval),
+            **identity(ctx, system_id, hostname),
         })
 
     return enroll

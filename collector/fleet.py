@@ -10,6 +10,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
+from canhgac import __version__
+from canhgac.protocol import minor_of
 from collector.auth import AgentRecord
 from collector.config import CollectorConfig
 
@@ -36,3 +38,17 @@ class Presence:
         if agent.revoked is not None:
             return "revoked"
         return "online" if self.online(agent, now) else "offline"
+
+
+def agent_version(agent: AgentRecord) -> str:
+    """The version an agent reported in its last heartbeat ("" before the first)."""
+    hb = agent.heartbeat if isinstance(agent.heartbeat, dict) else {}
+    version = hb.get("version")
+    return version if isinstance(version, str) else ""
+
+
+def behind(version: str, ours: str = __version__) -> bool:
+    """An agent on an older release than the collector (supported: one minor behind)."""
+    theirs, mine = minor_of(version), minor_of(ours)
+    return theirs is not None and mine is not None and theirs < mine
+

@@ -28,13 +28,25 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-from canhgac.config import did_you_mean, line_of, load_section, read_yaml, yaml_lines
+from canhgac.config import (
+    did_you_mean,
+    field_meta,
+    line_of,
+    load_section,
+    read_yaml,
+    yaml_lines,
+)
 from canhgac.errors import ConfigError, ConfigErrors
 from canhgac.text import nfc
 
 log = logging.getLogger(__name__)
 
 LEVELS = (1, 2, 3, 4, 5)
+# planned -> building -> operating (-> upgrading -> operating) -> retired
+STATUSES = ("planned", "building", "operating", "upgrading", "retired")
+# The obligations (approval before go-live, plan, the four layers) are about systems in
+# operation: an upgrade in progress runs on, a planned, building or retired one does not.
+IN_OPERATION = frozenset({"operating", "upgrading"})
 _GLOB_CHARS = frozenset("*?[")
 
 
@@ -101,6 +113,7 @@ class Approval:
     approved: bool = False
     decision: str = ""  # decision number, e.g. "1234/QĐ-UBND"
     date: str | None = None  # date of the approval decision
+    authority: str = ""  # who approved: "UBND tỉnh", "Sở Thông tin và Truyền thông", ...
 
     def validate(self) -> tuple[str, str] | None:
         if self.approved and self.date is None:
@@ -133,6 +146,10 @@ class Contact:
     role: str = ""
     phone: str = ""
     email: str = ""
+    trained: str | None = None  # last security training (đào tạo, tập huấn) attended
+
+    def validate(self) -> tuple[str, str] | None:
+        return _check_date(self.trained, "trained")
 
 
 @dataclass
@@ -147,10 +164,60 @@ class Monitoring:
     """Layer 2, giám sát chuyên nghiệp: who runs the 24/7 SOC for this system."""
 
     provider: str = ""
+    # in_house: the unit's (or the province's) own SOC, proven by canhgac telemetry;
+    # contracted: a monitoring service under contract, in force between the two dates.
+    kind: Literal["in_house", "contracted"] = "in_house"
+    contract_from: str | None = None
     contract_until: str | None = None
 
     def validate(self) -> tuple[str, str] | None:
-        return _check_date(self.contract_until, "contract_until")
+        for key in ("contract_from", "contract_until"):
+            bad = _check_date(getattr(self, key), key)
+            if bad:
+                return bad
+        if self.kind == "contracted":
+            if not self.provider.strip():
+                return ("provider", "a contracted monitoring service needs its provider's name")
+            if self.contract_until is None:
+                return ("contract_until", "a contracted monitoring service needs the contract's "
+                        "end date")
+        if self.contract_from and self.contract_until and \
+                parse_date(self.contract_from) > parse_date(self.contract_until):
+            return ("contract_until", f"ends ({self.contract_until}) before it starts "
+                    f"({self.contract_from})")
+        return None
+
+    def in_force(self, today: dt.date) -> bool:
+        """A contracted service whose contract covers ``today``."""
+        if self.kind != "contracted" or self.contract_until is None:
+            return False
+        start = parse_date(self.contract_from) if self.contract_from else None
+        return (start is None or start <= today) and today <= parse_date(self.contract_until)
+
+
+@dataclass
+class Finding:
+    """One finding of an assessment, followed up until it is fixed (khắc phục)."""
+
+    title: str
+    owner: str = ""  # who must fix it
+    due: str | None = None
+    state: Literal["open", "fixed", "accepted"] = "open"  # accepted: risk accepted in writing
+    fixed_on: str | None = None
+
+    def validate(self) -> tuple[str, str] | None:
+        if not self.title.strip():
+            return ("title", "must not be empty")
+        for key in ("due", "fixed_on"):
+            bad = _check_date(getattr(self, key), key)
+            if bad:
+                return bad
+        if self.state == "fixed" and self.fixed_on is None:
+            return ("fixed_on", "a fixed finding needs the date it was fixed")
+        return None
+
+    def overdue(self, today: dt.date) -> bool:
+        return self.state == "open" and self.due is not None and parse_date(self.due) < today
 
 
 @dataclass
@@ -158,9 +225,13 @@ class Assessment:
     """Layer 3, one independent inspection (kiểm tra, đánh giá độc lập)."""
 
     date: str
-    organisation: str
+    organisation: str  # the assessor (tổ chức kiểm tra, đánh giá)
     result: Literal["passed", "passed_with_findings", "failed"] = "passed"
     report: str = ""
+    # Only an assessor independent of the owner and operating units counts for layer 3;
+    # a self-assessment is recorded (it has findings too) but earns nothing.
+    independent: bool = False
+    findings: list[Finding] = field(default_factory=list)
 
     def validate(self) -> tuple[str, str] | None:
         return _check_date(self.date, "date")
@@ -178,15 +249,35 @@ class National:
 
 
 @dataclass
+class Hosting:
+    """Where the system runs: the provincial data center (trung tâm dữ liệu) or elsewhere."""
+
+    location: Literal["provincial_dc", "unit", "cloud", "other"] = "provincial_dc"
+    name: str = ""  # e.g. the data center's or the cloud provider's name
+
+
+@dataclass
 class System:
     id: str
     name: str
-    unit: str
-    level: Literal[1, 2, 3, 4, 5]
-    status: Literal["operating", "building"] = "operating"
+    unit: str  # the owner unit (đơn vị chủ quản)
+    level: Literal[1, 2, 3, 4, 5]  # the level the dossier proposes or had approved
+    status: Literal["planned", "building", "operating", "upgrading", "retired"] = "operating"
     # The day it went (or goes) into operation: a system new after the province's
     # deadline must be approved before that day, not by the deadline it never had.
     operating_since: str | None = None
+    # An upgrade (nâng cấp) goes into operation on this day: the level must be approved
+    # again before it, like a new system's ("hệ thống mới hoặc nâng cấp").
+    upgraded_on: str | None = None
+    # The day the upgrade was decided: an approval dated before it approved the old
+    # system. Defaults to operating_since (a re-approval comes after the first go-live).
+    upgrade_started: str | None = None
+    retired_on: str | None = None
+    # A new level proposed in a dossier not yet approved (re-classification): shown and
+    # flagged; obligations follow ``level`` until the approval is recorded.
+    proposed_level: int | None = field(default=None, metadata=field_meta(min=1, max=5))
+    operating_unit: str = ""  # đơn vị vận hành, when not the owner unit
+    hosting: Hosting = field(default_factory=Hosting)
     hosts: list[str] = field(default_factory=list)
     approval: Approval = field(default_factory=Approval)
     plan: Plan = field(default_factory=Plan)
@@ -205,11 +296,25 @@ class System:
             return ("id", f"{self.id!r}: use ASCII letters, digits, '-', '_' or '.'")
         if not self.name.strip():
             return ("name", "must not be empty")
-        bad_date = _check_date(self.operating_since, "operating_since")
-        if bad_date:
-            return bad_date
+        for key in ("operating_since", "upgraded_on", "upgrade_started", "retired_on"):
+            bad_date = _check_date(getattr(self, key), key)
+            if bad_date:
+                return bad_date
         if not self.unit.strip():
             return ("unit", "must not be empty")
+        if self.status == "retired" and self.retired_on is None:
+            return ("retired_on", "a retired system needs the day it was retired")
+        if self.status == "upgrading" and self.upgraded_on is None:
+            return ("upgraded_on", "an upgrading system needs the day the upgrade goes live")
+        if self.upgraded_on and not (self.upgrade_started or self.operating_since):
+            return ("upgrade_started", "an upgrade needs the day it was decided (or the "
+                    "system's operating_since): an approval before it is the old system's")
+        own = {nfc(self.unit).casefold(), nfc(self.operating_unit).casefold()} - {""}
+        for j, a in enumerate(self.assessments):
+            if a.independent and nfc(a.organisation).casefold() in own:
+                return (f"assessments[{j}].independent",
+                        f"{a.organisation!r} is the system's own unit: a self-assessment is "
+                        "not independent (set independent: false)")
         seen: dict[str, int] = {}
         for j, h in enumerate(self.hosts):
             key = h.lower()
@@ -229,6 +334,26 @@ class System:
 
     def last_assessment(self) -> Assessment | None:
         return max(self.assessments, key=lambda a: a.day, default=None)
+
+    @property
+    def in_operation(self) -> bool:
+        return self.status in IN_OPERATION
+
+    @property
+    def operator(self) -> str:
+        """The unit that runs it day to day (the owner unless another is named)."""
+        return self.operating_unit or self.unit
+
+    @property
+    def upgrade_boundary(self) -> dt.date | None:
+        """Approvals before this day approved the system as it was before its upgrade."""
+        if not self.upgraded_on:
+            return None
+        day = self.upgrade_started or self.operating_since
+        return parse_date(day) if day else None
+
+    def open_findings(self) -> list[tuple[Assessment, Finding]]:
+        return [(a, f) for a in self.assessments for f in a.findings if f.state == "open"]
 
 
 @dataclass
@@ -257,6 +382,10 @@ class Inventory:
             if units and s.unit not in units:
                 yield (f"systems[{i}].unit",
                        f"unknown unit {s.unit!r}{did_you_mean(s.unit, units)} (not in units)")
+            if units and s.operating_unit and s.operating_unit not in units:
+                yield (f"systems[{i}].operating_unit",
+                       f"unknown unit {s.operating_unit!r}"
+                       f"{did_you_mean(s.operating_unit, units)} (not in units)")
             for j, h in enumerate(s.hosts):
                 key = h.lower()
                 if key in hosts and hosts[key][0] != s.id:

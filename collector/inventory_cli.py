@@ -1,7 +1,8 @@
-"""`canhgac inventory validate FILE` and `canhgac inventory show`.
+"""`canhgac inventory validate|show|export|import`.
 
-Both read the file directly (no collector needed): validating before copying a
+All read the file directly (no collector needed): validating before copying a
 file into place is the point, and `show` is how a unit checks what it declared.
+A file ending in ``.xlsx`` is read as the spreadsheet form (collector/inventory_xlsx.py).
 """
 
 from __future__ import annotations
@@ -9,6 +10,7 @@ from __future__ import annotations
 import argparse
 import sys
 from pathlib import Path
+from typing import Any
 
 DEFAULT_PATH = Path("configs/inventory.yaml")
 
@@ -25,6 +27,74 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     s.add_argument("--config", type=Path, default=None, help="collector.yaml to take the path from")
     s.add_argument("--format", choices=["table", "json"], default="table")
     s.set_defaults(func=run_show)
+    e = isub.add_parser("export", help="write the inventory as a spreadsheet (.xlsx) for the units")
+    e.add_argument("file", type=Path, nargs="?", default=None,
+                   help=f"inventory file (default: collector.yaml's inventory, else {DEFAULT_PATH})")
+    e.add_argument("--config", type=Path, default=None, help="collector.yaml to take the path from")
+    e.add_argument("--output", "-o", type=Path, required=True, help="the .xlsx file to write")
+    e.add_argument("--force", action="store_true", help="overwrite --output if it exists")
+    e.set_defaults(func=run_export)
+    i = isub.add_parser("import", help="read a spreadsheet (.xlsx), validate it, write the YAML")
+    i.add_argument("file", type=Path, help="the .xlsx workbook (as `export` writes it)")
+    i.add_argument("--output", "-o", type=Path, default=None,
+                   help="the YAML file to write (default: print it)")
+    i.add_argument("--force", action="store_true", help="overwrite --output if it exists")
+    i.set_defaults(func=run_import)
+
+
+def read_any(path: Path) -> Any:
+    """An inventory from YAML, or from a workbook when the name ends in .xlsx."""
+    if path.suffix.lower() == ".xlsx":
+        from collector.inventory_xlsx import read_xlsx
+
+        return read_xlsx(path)
+    from collector.inventory import read_inventory
+
+    return read_inventory(path)
+
+
+def _refuse_overwrite(path: Path, force: bool) -> None:
+    from canhgac.errors import UserError
+
+    if path.exists() and not force:
+        raise UserError(f"{path} exists: add --force to overwrite it")
+
+
+def run_export(args: argparse.Namespace) -> int:
+    from collector.inventory_xlsx import export_xlsx
+
+    if args.output.suffix.lower() != ".xlsx":
+        from canhgac.errors import UserError
+
+        raise UserError(f"--output {args.output}: the file name must end in .xlsx")
+    _refuse_overwrite(args.output, args.force)
+    inv = read_any(_resolve(args))
+    tmp = args.output.with_name(args.output.name + ".tmp.xlsx")
+    export_xlsx(inv, tmp)
+    tmp.replace(args.output)
+    print(f"{args.output}: {len(inv.systems)} systems written (sheets: Thông tin, Hệ thống, "
+          "Đội tại chỗ, Đánh giá, Tồn tại)")
+    return 0
+
+
+def run_import(args: argparse.Namespace) -> int:
+    import yaml
+
+    from collector.inventory_xlsx import read_xlsx, to_document
+
+    inv = read_xlsx(args.file)  # every problem at once, by sheet and row; exit 2
+    text = (f"# Danh mục hệ thống thông tin — imported from {args.file.name}\n"
+            "# Reference: docs/inventory.md. Check: canhgac inventory validate FILE\n"
+            + yaml.safe_dump(to_document(inv), allow_unicode=True, sort_keys=False, width=100))
+    if args.output is None:
+        sys.stdout.write(text)
+        return 0
+    _refuse_overwrite(args.output, args.force)
+    tmp = args.output.with_name(args.output.name + ".tmp")
+    tmp.write_text(text, encoding="utf-8")
+    tmp.replace(args.output)
+    print(f"{args.output}: {len(inv.systems)} systems written from {args.file}", file=sys.stderr)
+    return 0
 
 
 def _resolve(args: argparse.Namespace) -> Path:
@@ -40,9 +110,7 @@ def _resolve(args: argparse.Namespace) -> Path:
 
 
 def run_validate(args: argparse.Namespace) -> int:
-    from collector.inventory import read_inventory
-
-    inv = read_inventory(args.file)  # ConfigError -> one line, exit 2 (canhgac.cli)
+    inv = read_any(args.file)  # ConfigError -> one line, exit 2 (canhgac.cli)
     hosts = sum(len(s.hosts) for s in inv.systems)
     units = len({s.unit for s in inv.systems})
     print(f"{args.file}: OK — {len(inv.systems)} systems, {units} units, {hosts} host entries")
@@ -53,10 +121,9 @@ def run_show(args: argparse.Namespace) -> int:
     import orjson
 
     from canhgac.config import to_plain
-    from collector.inventory import read_inventory
 
     path = _resolve(args)
-    inv = read_inventory(path)
+    inv = read_any(path)
     if args.format == "json":
         sys.stdout.buffer.write(orjson.dumps(to_plain(inv), option=orjson.OPT_INDENT_2) + b"\n")
         return 0
@@ -77,12 +144,12 @@ def render_table(inv) -> str:  # type: ignore[no-untyped-def]
         lines.append("")
         lines.append(f"[{unit}] {len(systems)} system(s)")
         rows: list[tuple[object, ...]] = [
-            ("id", "tên / name", "cấp", "phê duyệt", "phương án", "hosts")]
+            ("id", "tên / name", "cấp", "trạng thái", "phê duyệt", "phương án", "hosts")]
         for s in systems:
             approved = (s.approval.date or "yes") if s.approval.approved else "chưa/no"
-            rows.append((s.id, s.name, s.level, approved, s.plan.deployed or "chưa/no",
+            rows.append((s.id, s.name, s.level, s.status, approved, s.plan.deployed or "chưa/no",
                          len(s.hosts)))
-        lines.append(render(rows, max_widths=(16, 30, 3, 10, 10, 5)))
+        lines.append(render(rows, max_widths=(12, 17, 3, 10, 10, 10, 5)))
     lines.append("")
     lines.append(f"{len(inv.systems)} systems")
     return "\n".join(lines)

@@ -10,13 +10,16 @@ from __future__ import annotations
 
 import time
 from collections import Counter as Tally
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator, Sequence
 from typing import TYPE_CHECKING
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
+from canhgac import __version__
+from collector.auth import AgentRecord
+from collector.fleet import agent_version, behind
 from collector.validate import REJECT_CODES
 
 if TYPE_CHECKING:
@@ -126,8 +129,25 @@ class PipelineCollector(Collector):
         yield from (delivered, dead, retried, errors, spool_errors, up, last)
         now = time.time()
         presence = self.ctx.ports.presence
-        states = Tally(presence.state(a, now) for a in self.ctx.ports.agents.agents())
+        agents = self.ctx.ports.agents.agents()
+        states = Tally(presence.state(a, now) for a in agents)
         g = GaugeMetricFamily("canhgac_agents", "Enrolled agents by state", labels=["state"])
         for state in ("online", "offline", "revoked"):
             g.add_metric([state], states[state])
         yield g
+        yield from version_metrics(agents)
+
+
+def version_metrics(agents: Sequence[AgentRecord]) -> Iterator[GaugeMetricFamily]:
+    """Version skew: agents by release, and how many run an older one than the collector."""
+    live = [a for a in agents if a.revoked is None]
+    by_version = Tally(agent_version(a) or "unknown" for a in live)
+    g = GaugeMetricFamily("canhgac_agents_version", "Enrolled agents by reported version",
+                          labels=["version"])
+    for version, n in sorted(by_version.items()):
+        g.add_metric([version], n)
+    yield g
+    skew = GaugeMetricFamily("canhgac_agents_behind_collector",
+                             f"Agents on an older release than this collector ({__version__})")
+    skew.add_metric([], sum(behind(agent_version(a)) for a in live))
+    yield skew

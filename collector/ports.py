@@ -15,8 +15,15 @@ from typing import TYPE_CHECKING, Any, Protocol
 from aiohttp import web
 
 if TYPE_CHECKING:
+    import datetime as dt
+
     from collector.alerts.access import Principal
+    from collector.alerts.store import AlertRecord
     from collector.auth import AgentRecord
+    from collector.coverage.history import Snapshot
+    from collector.coverage.model import CoverageReport
+    from collector.national.metrics import LinkState
+    from collector.search.model import Scope, SearchRequest, SearchResult
     from collector.search.operators import Operator
 
 Event = dict[str, Any]
@@ -40,6 +47,8 @@ class AlertLedger(Protocol):
 
     def counts(self) -> dict[tuple[str, str], int]: ...
 
+    def unacknowledged(self, alert_ids: Sequence[str]) -> set[str]: ...
+
 
 class NationalLinkStatus(Protocol):
     """Layer 4 as the national component sees it (collector.national.NationalComponent)."""
@@ -49,6 +58,10 @@ class NationalLinkStatus(Protocol):
 
     @property
     def last_delivery(self) -> dict[str, float]: ...
+
+    def availability(self, since: float, until: float) -> float | None:
+        """Share of the observed time in [since, until] the link was up; None: no record."""
+        ...
 
 
 class OperatorAuthenticator(Protocol):
@@ -61,3 +74,54 @@ class PrincipalResolver(Protocol):
     """Who is asking, for every operator-facing API (collector.alerts.access.Access)."""
 
     async def principal(self, request: web.Request) -> Principal: ...
+
+
+class AlertDesk(Protocol):
+    """Alert queue and steps as a principal may see and take them (collector.alerts.api.AlertsAPI).
+
+    Scope, role and transition rules live behind these methods only; the web console
+    calls them exactly as ``/v1/alerts`` does. Refusals raise ``AlertStepError``.
+    """
+
+    def query(self, who: Principal, *, status: str | None = None, system: str | None = None,
+              since: float | None = None, min_severity: int | None = None, unit: str = "",
+              limit: int = 100) -> Sequence[AlertRecord]: ...
+
+    def find(self, who: Principal, given: str) -> AlertRecord: ...
+
+    def step(self, who: Principal, given: str, action: str, note: str = "", outcome: str = "",
+             name: str | None = None) -> AlertRecord: ...
+
+
+class CoverageView(Protocol):
+    """The coverage report restricted to a scope (collector.coverage.CoverageService)."""
+
+    def report_for(self, allows: Callable[[str, str], bool] | None, unit: str = "",
+                   system: str = "") -> CoverageReport: ...
+
+
+class CoverageHistory(Protocol):
+    """One system's coverage snapshots over time (collector.coverage.HistoryStore)."""
+
+    def today(self) -> dt.date: ...
+
+    def trend(self, system: str, since: dt.date, until: dt.date) -> list[Snapshot]: ...
+
+
+class EventSearch(Protocol):
+    """Event search within an operator scope (collector.search.SearchService)."""
+
+    async def search(self, request: SearchRequest, scope: Scope) -> SearchResult: ...
+
+
+class NationalLinkDetail(Protocol):
+    """The national link's last check, backlog and deliveries (collector.national)."""
+
+    @property
+    def state(self) -> LinkState: ...
+
+    @property
+    def link_up(self) -> bool: ...
+
+    @property
+    def last_delivery(self) -> dict[str, float]: ...

@@ -45,6 +45,9 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p.add_argument("--no-national", action="store_true", help="do not start the mock national center")
     p.add_argument("--national-port", type=int, default=9443, help="mock national center port")
     p.add_argument("--inventory", help="inventory.yaml to use instead of the generated demo")
+    p.add_argument("--notify-webhook", metavar="URL",
+                   help="send every alert of the stack to this URL (a webhook channel named "
+                   "'webhook', docs/notifications.md)")
     p.set_defaults(func=run)
 
 
@@ -110,7 +113,31 @@ def _write_collector_yaml(path: Path, generated: dict) -> None:
     else:
         doc.pop("national", None)
         doc["outputs"].pop("national", None)
+    _set_notify_webhook(doc, generated.get("notify_webhook"))
     path.write_text(yaml.safe_dump(doc, allow_unicode=True, sort_keys=False), encoding="utf-8")
+
+
+def _set_notify_webhook(doc: dict, url: str | None) -> None:
+    """``--notify-webhook URL``: a webhook channel named ``webhook`` (every alert, as the
+    default route takes every channel); without it this run has no such channel, and
+    routes the user wrote keep their other channels."""
+    notif = doc.get("notifications") if isinstance(doc.get("notifications"), dict) else {}
+    channels = notif.get("channels") if isinstance(notif.get("channels"), dict) else {}
+    if url:
+        channels["webhook"] = {"type": "webhook", "url": url}
+    else:
+        channels.pop("webhook", None)
+        for route in notif.get("routes") or []:
+            if isinstance(route, dict) and isinstance(route.get("channels"), list):
+                route["channels"] = [c for c in route["channels"] if c != "webhook"]
+        if isinstance(notif.get("routes"), list):
+            notif["routes"] = [r for r in notif["routes"]
+                               if not (isinstance(r, dict) and r.get("channels") == [])]
+    if channels:
+        notif["channels"] = channels
+        doc["notifications"] = notif
+    else:
+        doc.pop("notifications", None)
 
 
 def _demo_inventory(path: Path) -> None:
@@ -132,7 +159,8 @@ def _demo_inventory(path: Path) -> None:
             "onsite": {"team": [{"name": "Nguyễn Văn An", "role": "Trưởng nhóm ATTT"}]},
             "monitoring": {"provider": "SOC tỉnh (demo)"},
             "assessments": [{"date": today - dt.timedelta(days=60),
-                             "organisation": "Đơn vị đánh giá độc lập (demo)", "result": "passed"}],
+                             "organisation": "Đơn vị đánh giá độc lập (demo)", "result": "passed",
+                             "independent": True}],
             "national": {"enabled": True},
         }],
     })
@@ -205,6 +233,11 @@ def run(args: argparse.Namespace) -> int:
         "inventory": str(inventory),
         "outputs": {"store": {}},
     }
+    if args.notify_webhook:
+        if not args.notify_webhook.startswith(("http://", "https://")):
+            raise UserError(f"--notify-webhook: must start with http:// or https://, "
+                            f"got {args.notify_webhook!r}")
+        collector_doc["notify_webhook"] = args.notify_webhook
     if national is not None:
         collector_doc["national"] = dict(national.collector_sections["national"])
         # Production sends hourly summaries; the local tour shows layer 4 within a minute.
@@ -260,6 +293,8 @@ def _banner(url: str, ca: Path, state: Path, stack: Stack) -> None:
     print("canhgac is running / canhgac đang chạy".center(min(cols, 78), "─"))
     by_name = {c.name: c for c in stack.children}
     print(f"  collector    {url}   (pid {by_name['collector'].proc.pid})")
+    print(f"  console      {url}/ui/   (web console: sign in with the token in "
+          f"{state / 'collector' / 'admin.token'}, or one from canhgac collector operator-token)")
     print(f"  metrics      {url}/metrics   (Bearer token: {state / 'collector' / 'metrics.token'})")
     print(f"  CA cert      {ca}")
     if "national" in by_name:

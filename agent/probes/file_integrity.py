@@ -32,6 +32,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar
 
+from agent.probes import exec_capture
 from agent.probes import inotify as ino
 from agent.probes.base import Emit, Probe, ProbeConfig, ProbeContext
 from agent.probes.fim_scan import Excluder, RateLimiter, expand, record, walk, walk_dirs
@@ -52,6 +53,10 @@ DEFAULT_PATHS: tuple[str, ...] = (
     "/etc/systemd/system",
     "/etc/cron*", "/var/spool/cron",
     "/etc/ld.so.preload",
+)
+#: the files only account tools should write (see agent.probes.exec_capture.ACCOUNT_TOOLS)
+ACCOUNT_FILES: tuple[str, ...] = (
+    "/etc/passwd", "/etc/shadow", "/etc/group", "/etc/gshadow", "/etc/sudoers", "/etc/sudoers.d/*",
 )
 #: binaries: many files, hashed only for level 3 and above
 BINARY_PATHS: tuple[str, ...] = ("/usr/bin", "/usr/sbin", "/bin", "/sbin")
@@ -82,6 +87,12 @@ class FileIntegrityConfig(ProbeConfig):
     settle: Duration = field(default=Duration(0.3), metadata=field_meta(min=0, max=60))
     recursive: bool = True
     batch: int = field(default=500, metadata=field_meta(min=1, max=100_000))
+    #: files (globs) whose changes are attributed to an account tool or not
+    #: (``canhgac.file.writer``: account_tool, other or unknown)
+    account_files: list[str] = field(default_factory=lambda: list(ACCOUNT_FILES))
+    #: an account tool (useradd, usermod, passwd, vipw, visudo...) that exec'd this long
+    #: before a change to an account file is taken as its writer
+    account_tool_window: Duration = field(default=Duration(10), metadata=field_meta(min=0.1))
 
 
 _ALL = None  # a watched directory whose every entry matters
@@ -315,6 +326,11 @@ class FileIntegrityProbe(Probe[FileIntegrityConfig]):
 
     # ------------------------------------------------------------ checking
     def _event(self, old: FileRecord | None, new: FileRecord | None) -> dict[str, Any] | None:
+        ev = self._change_event(old, new)
+        return None if ev is None else self._attribute(ev)
+
+    def _change_event(self, old: FileRecord | None,
+                      new: FileRecord | None) -> dict[str, Any] | None:
         if old is None and new is None:
             return None
         if old is None:
@@ -336,6 +352,31 @@ class FileIntegrityProbe(Probe[FileIntegrityConfig]):
         for k in ("path", "name", "directory", "inode"):
             prev.pop(k, None)
         ev["canhgac"] = {"file": {PREVIOUS_FIELD: prev, "changes": changed}}
+        return ev
+
+    def _attribute(self, ev: dict[str, Any]) -> dict[str, Any]:
+        """Who wrote an account file: an account tool, something else, or unknown.
+
+        inotify does not say which process wrote; the process probe's exec capture
+        does say which account tools ran. A change within ``account_tool_window`` of
+        an account tool's exec is the tool's (its process fields are attached); with
+        exec capture running and no such tool, the writer was something else; without
+        exec capture, unknown. Heuristic by design (docs/agent.md says what it misses).
+        """
+        path = ev["file"]["path"]
+        if not any(fnmatch.fnmatchcase(path, pat) for pat in self.config.account_files):
+            return ev
+        recent = exec_capture.RECENT_ACCOUNT_TOOLS
+        tool = recent.latest_within(self.config.account_tool_window,
+                                    exec_capture.file_view("self"))
+        if tool is not None:
+            writer = "account_tool"
+            ev["process"] = {k: v for k, v in tool["process"].items() if k != "args"}
+            if "user" in tool:
+                ev["user"] = tool["user"]
+        else:
+            writer = "other" if recent.active else "unknown"
+        ev.setdefault("canhgac", {}).setdefault("file", {})["writer"] = writer
         return ev
 
     async def _compare(self, results: list[tuple[str, FileRecord | None]], emit: Emit,

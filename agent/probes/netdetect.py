@@ -214,7 +214,9 @@ class PortScanDetector:
         return (len(s.targets) >= self.min_hosts
                 or any(len(p) >= self.min_ports for p in s.targets.values()))
 
-    def flush(self, now: float) -> list[dict[str, Any]]:
+    def flush(self, now: float, quiet: list[tuple[str, _Source]] | None = None) -> list[dict[str, Any]]:
+        """Summaries of finished scans; sources that finished below the thresholds are
+        appended to ``quiet`` (the slow scan detector's input) when it is given."""
         out = []
         for src in list(self.sources):
             s = self.sources[src]
@@ -224,6 +226,8 @@ class PortScanDetector:
             del self.sources[src]
             if self._is_scan(s):
                 out.append(self._event(src, s))
+            elif quiet is not None:
+                quiet.append((src, s))
         return out
 
     def _event(self, src: str, s: _Source) -> dict[str, Any]:
@@ -256,6 +260,89 @@ class PortScanDetector:
         ev["event"]["end"] = from_epoch(s.last)
         ev["event"]["duration"] = int((s.last - s.first) * 1e9)
         return ev
+
+
+class SlowScanDetector:
+    """Scans too slow for PortScanDetector: one probe every few seconds, for minutes.
+
+    Fed with what the fast detector forgets (a source idle for ``idle`` seconds, or
+    at the end of its window, that stayed below the thresholds), it adds up
+    distinct (host, port) targets per source over ``window`` seconds (minutes).
+    Memory is bounded: at most ``max_sources`` sources (oldest first out) and, per
+    source, targets up to the thresholds only (a source that crosses one is
+    reported at once and then forgotten). A source is reported once per window.
+    """
+
+    def __init__(self, window: float = 600.0, min_ports: int = 20, min_hosts: int = 20,
+                 max_sources: int = 4096) -> None:
+        self.window, self.min_ports, self.min_hosts = window, min_ports, min_hosts
+        self.max_sources = max_sources
+        self.sources: OrderedDict[str, _Source] = OrderedDict()
+        self.reported: OrderedDict[str, float] = OrderedDict()  # source -> when
+        self.evicted = 0
+
+    def feed(self, src: str, part: _Source, now: float) -> dict[str, Any] | None:
+        at = self.reported.get(src)
+        if at is not None and now - at < self.window:
+            return None
+        acc = self.sources.get(src)
+        if acc is None or now - acc.first >= self.window:
+            if acc is None and len(self.sources) >= self.max_sources:
+                self.sources.popitem(last=False)
+                self.evicted += 1
+            acc = self.sources[src] = _Source(part.first, part.last)
+        self.sources.move_to_end(src)
+        acc.last = max(acc.last, part.last)
+        acc.syns += part.syns
+        for host, ports in part.targets.items():
+            have = acc.targets.get(host)
+            if have is None:
+                if len(acc.targets) >= self.min_hosts:
+                    continue
+                have = acc.targets[host] = set()
+            for port in ports:
+                if len(have) >= self.min_ports:
+                    break
+                have.add(port)
+        if len(acc.targets) >= self.min_hosts or any(len(p) >= self.min_ports
+                                                     for p in acc.targets.values()):
+            del self.sources[src]
+            self.reported[src] = now
+            if len(self.reported) > self.max_sources:
+                self.reported.popitem(last=False)
+            return self._event(src, acc)
+        return None
+
+    def scan_reported(self, src: str, now: float) -> None:
+        """The fast detector reported this source: do not report it again as slow."""
+        self.sources.pop(src, None)
+        self.reported[src] = now
+        if len(self.reported) > self.max_sources:
+            self.reported.popitem(last=False)
+
+    def _event(self, src: str, s: _Source) -> dict[str, Any]:
+        top_host, top_ports = max(s.targets.items(), key=lambda kv: len(kv[1]))
+        all_ports: set[int] = set().union(*s.targets.values())
+        hosts = sorted(s.targets, key=lambda h: -len(s.targets[h]))
+        ev = new_event(
+            NETWORK, category=["network", "intrusion_detection"], type=["info", "connection"],
+            action="port_scan", outcome="unknown", timestamp=from_epoch(s.first),
+            source={"ip": src, "address": src},
+            destination={"ip": top_host, "address": top_host},
+            network={"transport": "tcp", "type": "ipv6" if ":" in src else "ipv4"},
+            related={"ip": sorted({src, *hosts[:10]})},
+            canhgac={"scan": {
+                "kind": "slow",
+                "window_seconds": self.window,
+                "distinct_ports": len(all_ports),
+                "distinct_hosts": len(s.targets),
+                "max_ports_one_host": len(top_ports),
+                "syn_packets": s.syns,
+                "sample_ports": sorted(all_ports)[:20],
+                "sample_hosts": hosts[:10],
+            }},
+        )
+        return PortScanDetector._with_times(ev, s)
 
 
 # ------------------------------------------------------------------ ARP

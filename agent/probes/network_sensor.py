@@ -79,6 +79,12 @@ class NetworkSensorConfig(ProbeConfig):
     scan_min_ports: int = field(default=20, metadata=field_meta(min=2))
     scan_min_hosts: int = field(default=20, metadata=field_meta(min=2))
     scan_ignore_sources: list[str] = field(default_factory=list)
+    #: slow scans: distinct ports (or hosts) per source added up over minutes, from what
+    #: the fast detector forgot below its thresholds; 0 turns it off
+    slow_scan_window: Duration = field(default=Duration(600), metadata=field_meta(min=0))
+    slow_scan_min_ports: int = field(default=20, metadata=field_meta(min=2))
+    slow_scan_min_hosts: int = field(default=20, metadata=field_meta(min=2))
+    slow_scan_max_sources: int = field(default=4096, metadata=field_meta(min=16))
     arp_binding_ttl: Duration = field(default=Duration(3600), metadata=field_meta(min=1))
     arp_realert: Duration = field(default=Duration(60), metadata=field_meta(min=0))
     arp_flood_window: Duration = field(default=Duration(10), metadata=field_meta(min=0.1))
@@ -95,7 +101,7 @@ class _Reader(threading.Thread):
     def __init__(self, probe: NetworkSensorProbe, socks: list[socket.socket],
                  loop: asyncio.AbstractEventLoop) -> None:
         super().__init__(name="canhgac-net-sensor", daemon=True)
-        from agent.probes.netdetect import ArpDetector, PortScanDetector
+        from agent.probes.netdetect import ArpDetector, PortScanDetector, SlowScanDetector
 
         cfg = probe.config
         self.probe, self.socks, self.loop = probe, socks, loop
@@ -105,6 +111,9 @@ class _Reader(threading.Thread):
         self.scan = PortScanDetector(cfg.scan_window, cfg.scan_min_ports, cfg.scan_min_hosts,
                                      cfg.scan_idle,
                                      ignore_sources=frozenset(cfg.scan_ignore_sources))
+        self.slow = (SlowScanDetector(cfg.slow_scan_window, cfg.slow_scan_min_ports,
+                                      cfg.slow_scan_min_hosts, cfg.slow_scan_max_sources)
+                     if cfg.slow_scan_window > 0 else None)
         self.arp = ArpDetector(cfg.arp_binding_ttl, cfg.arp_realert, cfg.arp_flood_window,
                                cfg.arp_flood_count)
         self.error: BaseException | None = None
@@ -139,6 +148,19 @@ class _Reader(threading.Thread):
             packets, drops = struct.unpack("II", raw)  # reset by the kernel on each read
             self.probe.counters["kernel_packets"] += packets
             self.probe.counters["kernel_drops"] += drops
+
+    def _flush_scans(self, now: float) -> list[dict[str, Any]]:
+        if self.slow is None:
+            return self.scan.flush(now)
+        quiet: list[Any] = []
+        out = self.scan.flush(now, quiet)
+        for ev in out:
+            self.slow.scan_reported(ev["source"]["ip"], now)
+        for src, part in quiet:
+            slow = self.slow.feed(src, part, now)
+            if slow is not None:
+                out.append(slow)
+        return out
 
     def run(self) -> None:
         from agent.probes.netdetect import Arp, DnsQuery, Syn, decode, dns_event
@@ -192,7 +214,7 @@ class _Reader(threading.Thread):
                 now = time.monotonic()
                 if now >= next_tick:
                     next_tick = now + TICK
-                    events.extend(self.scan.flush(time.time()))
+                    events.extend(self._flush_scans(time.time()))
                     self._stats()
                     unread_stats = False
                 if events:

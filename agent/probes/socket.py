@@ -24,15 +24,19 @@ import logging
 import os
 import socket as pysocket
 import struct
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal, NamedTuple
+from typing import TYPE_CHECKING, Any, Literal, NamedTuple
 
 import psutil
 
 from agent.probes.base import Emit, Probe, ProbeConfig, ProbeContext
 from canhgac.config import Duration, field_meta
 from canhgac.schema import SOCKET, new_event
+
+if TYPE_CHECKING:
+    from agent.probes.connections import Conn
 
 log = logging.getLogger(__name__)
 
@@ -49,6 +53,14 @@ class SocketConfig(ProbeConfig):
     # Where the proc filesystem is (tests point it at a fixture tree).
     proc_root: str = "/proc"
     max_events_per_scan: int = field(default=1000, metadata=field_meta(min=10))
+    # Outbound TCP connections (SYN_SENT / ESTABLISHED to a port this host does not
+    # listen on), sampled over netlink every outbound_interval (agent.probes.connections).
+    outbound: bool = True
+    outbound_interval: Duration = field(default=Duration(1), metadata=field_meta(min=0.1))
+    # Connections to 127.0.0.0/8 and ::1 are the host talking to itself.
+    outbound_include_loopback: bool = False
+    # At most this many connection events per second (a burst is summarised, not sent).
+    outbound_max_per_second: float = field(default=50.0, metadata=field_meta(min=1))
 
 
 class Listener(NamedTuple):
@@ -166,6 +178,12 @@ class SocketProbe(Probe[SocketConfig]):
         self.opened = 0
         self.closed = 0
         self._netlink_failed = False
+        self.conns: dict[int, Conn] | None = None  # cookie -> connection; None before the first sample
+        self.conn_owners: dict[int, dict[str, Any]] = {}  # inode -> process fields
+        self.outbound_disabled = ""
+        self.conn_counters = {"opened": 0, "rate_limited": 0}
+        self._budget = float(self.config.outbound_max_per_second)
+        self._budget_at = time.monotonic()
 
     def read_listeners(self) -> set[Listener]:
         if self.config.source in ("auto", "netlink") and hasattr(pysocket, "AF_NETLINK"):
@@ -222,7 +240,9 @@ class SocketProbe(Probe[SocketConfig]):
         proc = self.config.proc_root
         wanted = {f"socket:[{i}]": i for i in missing}
         try:
-            pids = [d for d in os.listdir(proc) if d.isdigit()]
+            # In pid order: of several holders of one socket (a shell and the command it
+            # forked, which inherited the descriptor) the older, usually the opener, wins.
+            pids = sorted((d for d in os.listdir(proc) if d.isdigit()), key=int)
         except OSError:
             return
         for pid in pids:
@@ -291,14 +311,128 @@ class SocketProbe(Probe[SocketConfig]):
         events = self.scan_once(first=True)
         if events:
             await emit(events)
+        loop = asyncio.get_running_loop()
+        next_listen = loop.time() + self.config.interval
+        tick = self.config.outbound_interval if self.config.outbound else self.config.interval
         while True:
-            await asyncio.sleep(self.config.interval)
-            events = self.scan_once()
+            await asyncio.sleep(min(tick, max(0.0, next_listen - loop.time())))
+            events = []
+            if loop.time() >= next_listen:
+                events = self.scan_once()
+                next_listen = loop.time() + self.config.interval
+            if self.config.outbound and not self.outbound_disabled:
+                events += self.sample_outbound()
             if events:
                 await emit(events)
 
+    # ------------------------------------------------------------ outbound connections
+    def sample_outbound(self) -> list[dict[str, Any]]:
+        """Connections opened since the last sample (the first sample is the baseline)."""
+        from agent.probes.connections import TCP_SYN_SENT, is_loopback, tcp_connections
+
+        try:
+            current = {c.cookie: c for c in tcp_connections()}
+        except OSError as exc:
+            self.outbound_disabled = f"sock_diag unavailable: {exc}"
+            log.warning("socket probe: outbound connections not sampled (%s)", exc)
+            return []
+        previous, self.conns = self.conns, current
+        if previous is None:
+            return []
+        listen_ports = {s.port for s in self.listening if s.transport == "tcp"}
+        loopback = self.config.outbound_include_loopback
+        new = [c for k, c in current.items() if k not in previous
+               and (c.state == TCP_SYN_SENT or c.sport not in listen_ports)
+               and (loopback or not is_loopback(c.dst))]
+        live = {c.inode for c in current.values()}
+        for inode in [i for i in self.conn_owners if i not in live]:
+            del self.conn_owners[inode]
+        if not new:
+            return []
+        allowed = self._take(len(new), self.config.max_events_per_scan)
+        over = len(new) - allowed
+        new = new[:allowed]
+        self._resolve_conn_owners({c.inode for c in new if c.inode})
+        events = [self._conn_event(c) for c in new]
+        self.conn_counters["opened"] += len(events)
+        if over:
+            self.conn_counters["rate_limited"] += over
+            events.append(new_event(
+                SOCKET, kind="event", category=["network"], type=["info"],
+                action="connections-suppressed",
+                message=f"{over} outbound connections over the limit "
+                        f"({self.config.outbound_max_per_second:g}/s) were not reported one by one"))
+        return events
+
+    def _take(self, n: int, cap: int) -> int:
+        rate = float(self.config.outbound_max_per_second)
+        now = time.monotonic()
+        self._budget = min(rate, self._budget + (now - self._budget_at) * rate)
+        self._budget_at = now
+        take = min(n, cap, int(self._budget))
+        self._budget -= take
+        return take
+
+    def _resolve_conn_owners(self, inodes: set[int]) -> None:
+        missing = {i for i in inodes if i not in self.conn_owners}
+        if not missing:
+            return
+        self.resolve_owners(missing)
+        for inode in missing:
+            owner = self.owners.pop(inode, None)
+            if owner is not None:
+                self.conn_owners[inode] = _process_fields(Path(self.config.proc_root), owner[0])
+
+    def _conn_event(self, c: Conn) -> dict[str, Any]:
+        from agent.probes.connections import STATE_NAMES
+
+        fields: dict[str, Any] = {
+            "source": {"ip": c.src, "port": c.sport},
+            "destination": {"ip": c.dst, "port": c.dport},
+            "network": {"transport": "tcp", "type": "ipv6" if ":" in c.dst else "ipv4",
+                        "direction": "egress"},
+            "related": {"ip": sorted({c.src, c.dst})},
+            "user": {"id": str(c.uid)},
+            "canhgac": {"socket": {"state": STATE_NAMES.get(c.state, str(c.state))}},
+        }
+        proc = self.conn_owners.get(c.inode)
+        if proc:
+            fields["process"] = proc
+        who = f" by {proc.get('name') or proc['pid']}" if proc else ""
+        return new_event(
+            SOCKET, kind="event", category=["network"], type=["connection", "start"],
+            action="connection-opened",
+            message=f"tcp {c.src}:{c.sport} -> {c.dst}:{c.dport}{who}", **fields)
+
     def status(self) -> dict[str, Any]:
-        return {"listening": len(self.listening), "opened": self.opened, "closed": self.closed}
+        out: dict[str, Any] = {"listening": len(self.listening), "opened": self.opened,
+                               "closed": self.closed}
+        if self.config.outbound:
+            out["outbound"] = {**self.conn_counters, "tracked": len(self.conns or {}),
+                               **({"disabled": self.outbound_disabled}
+                                  if self.outbound_disabled else {})}
+        return out
+
+
+def _process_fields(proc: Path, pid: int) -> dict[str, Any]:
+    """ECS process.{pid,name,executable,command_line} of a live process (what is readable)."""
+    out: dict[str, Any] = {"pid": pid}
+    base = proc / str(pid)
+    name = _comm(base)
+    if name:
+        out["name"] = name
+    try:
+        out["executable"] = os.readlink(base / "exe")
+    except OSError:
+        pass
+    try:
+        raw = (base / "cmdline").read_bytes()
+    except OSError:
+        raw = b""
+    if raw:
+        args = raw.rstrip(b"\0").split(b"\0")
+        out["command_line"] = " ".join(a.decode("utf-8", "replace") for a in args)[:4096]
+    return out
 
 
 def _comm(pid_dir: Path) -> str:

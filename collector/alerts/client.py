@@ -23,6 +23,15 @@ from urllib.parse import quote, urlencode
 from canhgac.errors import UserError
 
 
+class HTTPStatusError(UserError):
+    """The collector answered with an error status; ``detail`` is its one-line message."""
+
+    def __init__(self, message: str, status: int, detail: str) -> None:
+        super().__init__(message)
+        self.status = status
+        self.detail = detail
+
+
 def add_connection_args(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("connection")
     g.add_argument("--config", type=Path, default=None,
@@ -83,6 +92,11 @@ class Client:
 
     def request(self, method: str, path: str, query: dict[str, Any] | None = None,
                 body: dict[str, Any] | None = None) -> Any:
+        return json.loads(self.raw(method, path, query, body))
+
+    def raw(self, method: str, path: str, query: dict[str, Any] | None = None,
+            body: dict[str, Any] | None = None, accept: str = "application/json") -> bytes:
+        """The response body as bytes (a report file, or JSON for ``request``)."""
         url = self.base_url + path
         if query:
             url += "?" + urlencode({k: v for k, v in query.items() if v is not None})
@@ -91,19 +105,20 @@ class Client:
         data = json.dumps(body).encode() if body is not None else None
         req = urllib.request.Request(url, data=data, method=method)
         req.add_header("Authorization", f"Bearer {self.token}")
-        req.add_header("Accept", "application/json")
+        req.add_header("Accept", accept)
         if data is not None:
             req.add_header("Content-Type", "application/json")
         try:
             with urllib.request.urlopen(req, timeout=self.timeout, context=self.context) as r:
-                return json.loads(r.read())
+                return bytes(r.read())
         except urllib.error.HTTPError as exc:
             text = exc.read().decode("utf-8", "replace").strip()
             try:
                 text = json.loads(text).get("error", text)
             except (ValueError, AttributeError):
                 pass
-            raise UserError(f"{method} {path}: HTTP {exc.code}: {text}") from None
+            raise HTTPStatusError(f"{method} {path}: HTTP {exc.code}: {text}", exc.code,
+                                  text) from None
         except (urllib.error.URLError, OSError) as exc:
             reason = getattr(exc, "reason", exc)
             raise UserError(f"cannot reach the collector at {self.base_url}: {reason} "

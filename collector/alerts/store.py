@@ -9,8 +9,10 @@ scrape thread never block it.
 
 from __future__ import annotations
 
+import builtins
 import threading
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -55,6 +57,18 @@ _ADDED_COLUMNS = (("outcome", "TEXT"), ("updates", "INTEGER NOT NULL DEFAULT 0")
 _COLUMNS = ("id", "system_id", "unit", "rule", "severity", "title", "created", "status",
             "acked_by", "acked_at", "ack_note", "resolved_by", "resolved_at", "resolve_note",
             "outcome", "updates", "last_update", "event")
+
+
+@dataclass(frozen=True)
+class AlertFact:
+    """What the annual report counts of one alert (collector/report/model.py)."""
+
+    system_id: str
+    unit: str
+    severity: int | None
+    created: float
+    acked_at: float | None
+    outcome: str | None
 
 
 class TransitionError(Exception):
@@ -283,6 +297,36 @@ class AlertStore:
         for sid, created, acked in rows:
             out.setdefault(sid, []).append((created, acked))
         return out
+
+    def facts(self, since: float, until: float) -> builtins.list[AlertFact]:
+        """Every alert raised in [since, until), for the annual report; no event bodies read."""
+        with self._lock:
+            rows = self._db.execute(
+                "SELECT system_id, unit, severity, created, acked_at, outcome FROM alerts "
+                "WHERE created>=? AND created<?", (since, until)).fetchall()
+        return [AlertFact(*r) for r in rows]
+
+    def unacknowledged(self, alert_ids: Sequence[str]) -> set[str]:
+        """Those of ``alert_ids`` still open (nobody acknowledged or resolved them): escalation."""
+        out: set[str] = set()
+        ids = list(alert_ids)
+        with self._lock:
+            for i in range(0, len(ids), 500):
+                chunk = ids[i:i + 500]
+                out.update(r[0] for r in self._db.execute(
+                    f"SELECT id FROM alerts WHERE status='open' AND id IN ({','.join('?' * len(chunk))})",
+                    chunk))
+        return out
+
+    def response_times(self, since: float) -> Sequence[tuple[str, str, int, float, int, float]]:
+        """Per (system, unit) for alerts raised since ``since``: (system, unit, acknowledged,
+        total seconds to acknowledge, resolved, total seconds to resolve) — MTTA and MTTR."""
+        with self._lock:
+            rows = self._db.execute(
+                "SELECT system_id, unit, COUNT(acked_at), COALESCE(SUM(acked_at - created), 0),"
+                " COUNT(resolved_at), COALESCE(SUM(resolved_at - created), 0)"
+                " FROM alerts WHERE created>=? GROUP BY system_id, unit", (since,)).fetchall()
+        return [(str(a), str(b), int(c), float(d), int(e), float(f)) for a, b, c, d, e, f in rows]
 
     def counts(self) -> dict[tuple[str, str], int]:
         """Unresolved alerts by (system, status), for the gauges."""

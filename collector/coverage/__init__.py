@@ -6,7 +6,8 @@ collectors on ``ctx.registry`` and adds ``GET /v1/coverage``. With
 ``coverage.history`` (the default) it also keeps the history (``history.py``:
 snapshots in ``<state_dir>/history.db``, and in Elasticsearch when that output is
 configured, ``history_es.py``) and serves it (``history_api.py``:
-``GET /v1/coverage?at=DAY``, ``GET /v1/coverage/history``). It reads the ports
+``GET /v1/coverage?at=DAY``, ``GET /v1/coverage/history``), and the annual report from
+it (``collector.report``: ``GET /v1/reports/annual``). It reads the ports
 ``agents``, ``presence``, ``alerts`` (acknowledgement times), ``national_link``
 and ``access``; a missing provider lowers a layer with a reason.
 """
@@ -44,6 +45,7 @@ def setup(ctx: CollectorContext) -> None:
         ctx.inventory.path = Path(ctx.config.inventory)
     ctx.add_startable(InventoryWatcher(ctx.inventory))
     ctx.add_startable(service)
+    ports.coverage = service
     # After the service: started once it runs, stopped (drained) after its refresher stops.
     history = _history(ctx, cfg, service) if cfg.history else None
 
@@ -58,19 +60,22 @@ def setup(ctx: CollectorContext) -> None:
         if access is None:
             raise web.HTTPForbidden(text="coverage API needs collector.alerts for access control\n")
         who = await access.principal(request)
-        report = service.report()
         unit = nfc(request.query.get("unit") or "")
         system = request.query.get("system") or ""
-        if who.scope is not None or unit or system:
-            # An operator sees only the systems in scope, and totals over those alone.
-            report = report.restricted(lambda s: who.allows(s.id, s.unit)
-                                       and (not unit or s.unit == unit)
-                                       and (not system or s.id == system))
+        # An operator sees only the systems in scope, and totals over those alone.
+        report = service.report_for(who.allows if who.scope is not None else None, unit, system)
         return web.Response(body=orjson.dumps(report.to_dict()), content_type="application/json")
 
     ctx.app.add_routes([web.get("/v1/coverage", get_coverage)])
     if history is not None:
         ctx.app.add_routes([web.get("/v1/coverage/history", history.history)])
+    # The annual report (docs/reports.md): the year from this history, the same access rule.
+    from collector.report.api import ReportAPI
+
+    ctx.app.add_routes(ReportAPI(ctx.inventory, cfg, access=ports.access,
+                                 history=history.store if history is not None else None,
+                                 alerts=ports.alerts, link=ports.national_link,
+                                 clock=service.clock).routes())
 
 
 def _history(ctx: CollectorContext, cfg: CoverageConfig, service: CoverageService) -> HistoryAPI:
@@ -80,6 +85,7 @@ def _history(ctx: CollectorContext, cfg: CoverageConfig, service: CoverageServic
                          clock=service.clock, es_enabled=es is not None)
     service.listeners.append(store.on_report)
     ctx.add_closer(store.close)  # registered first: closed after both have stopped
+    ctx.ports.coverage_history = store
     ctx.add_startable(store)
     if es is not None:
         from collector.coverage.history_es import EsHistory

@@ -28,6 +28,9 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
                    help="with --since: a line per change (default) or per daily snapshot")
     p.add_argument("--format", choices=["table", "json"], default="table")
     p.add_argument("--color", choices=["auto", "always", "never"], default="auto")
+    p.add_argument("--lang", choices=["vi", "en"], default=None,
+                   help="language of reasons and flags (default: $CANHGAC_LANG, else the "
+                        "locale, else vi)")
     add_connection_args(p)
     p.set_defaults(func=run)
 
@@ -79,7 +82,13 @@ def run(args: argparse.Namespace) -> int:
     if args.format == "json":
         sys.stdout.buffer.write(orjson.dumps(data, option=orjson.OPT_INDENT_2) + b"\n")
     else:
-        print(render(data, colour=use_colour(args.color)))
+        from canhgac.lang import resolve_lang
+
+        try:
+            lang = resolve_lang(args.lang)
+        except ValueError as exc:  # a bad CANHGAC_LANG
+            raise UserError(str(exc)) from None
+        print(render(data, colour=use_colour(args.color), lang=lang))
         if args.at and not data["systems"]:
             start = data.get("history_from") or "—"
             print(f"(không có ảnh chụp đến ngày {args.at} / no snapshot on or before {args.at}; "

@@ -36,10 +36,12 @@ class CoverageConfig:
     # Layer 2
     required_probes: dict[int, list[str]] = field(default_factory=dict)  # per level, replaces
     offline_after: Duration | None = None  # moved to the top level (validate says so)
-    # Layer 3
-    assessment_max_age: Duration = Duration(365 * DAY)
+    contract_warning: Duration = Duration(60 * DAY)  # flag a contract ending this soon
+    # Layer 3: one independent assessment per calendar year (no setting: the seeds' rule)
+    assessment_max_age: Duration | None = None  # removed (validate says so)
     # Layer 4
     national_delivery_window: Duration = Duration(1 * HOUR)
+    national_availability_window: Duration = Duration(30 * DAY)
     # Level obligations (dates in the province's local time)
     approval_deadline: str = "2024-09-30"
     plan_deadline: str = "2024-12-31"
@@ -53,6 +55,9 @@ class CoverageConfig:
     history_retention: Duration = Duration(1096 * DAY)  # 3 years, a leap day included
 
     def validate(self) -> tuple[str, str] | None:
+        if self.assessment_max_age is not None:
+            return ("assessment_max_age", "removed: layer 3 asks for an independent assessment "
+                    "in each calendar year (docs/coverage.md, layer 3)")
         if self.offline_after is not None:
             return ("offline_after", "moved to the top-level offline_after, so that /metrics and "
                     "coverage share one definition of an online agent")

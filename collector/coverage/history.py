@@ -431,6 +431,27 @@ class HistoryStore:
         snaps = [self._snap(r, system, labels) for r in ([first] if first else []) + rows]
         return snaps
 
+    def trends(self, systems: Iterable[str], since: dt.date, until: dt.date
+               ) -> dict[str, list[Snapshot]]:
+        """``trend`` for many systems at once (the annual report: every system over a year),
+        with one refresh of the id tables instead of one per system."""
+        self._fresh_ids()
+        labels = self._labels_by_id()
+        out: dict[str, list[Snapshot]] = {}
+        with self._rlock:
+            for key in systems:
+                sid = self._systems.get(key)
+                if sid is None:
+                    continue
+                first = self._read.execute(
+                    "SELECT * FROM snapshots WHERE sys=? AND day<? ORDER BY day DESC, seq DESC "
+                    "LIMIT 1", (sid, since.toordinal())).fetchone()
+                rows = self._read.execute(
+                    "SELECT * FROM snapshots WHERE sys=? AND day>=? AND day<=? ORDER BY day, seq",
+                    (sid, since.toordinal(), until.toordinal())).fetchall()
+                out[key] = [self._snap(r, key, labels) for r in ([first] if first else []) + rows]
+        return out
+
     def first_day(self) -> dt.date | None:
         with self._rlock:
             row = self._read.execute("SELECT min(day) FROM snapshots").fetchone()

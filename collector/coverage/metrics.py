@@ -69,6 +69,11 @@ class CoverageCollector(Collector):
                                   labels=[*SYS, "state"])
         age = GaugeMetricFamily("canhgac_system_assessment_age_days",
                                 "Days since the last independent assessment", labels=SYS)
+        findings = GaugeMetricFamily("canhgac_system_findings_overdue",
+                                     "Open assessment findings past their due date", labels=SYS)
+        flag = GaugeMetricFamily("canhgac_system_flag",
+                                 "1 for each problem a person must act on (docs/coverage.md, "
+                                 "Flags); absent when none", labels=[*SYS, "flag"])
         late = GaugeMetricFamily("canhgac_system_alerts_late",
                                  "Alerts in the layer-1 window acknowledged late or overdue",
                                  labels=SYS)
@@ -82,6 +87,10 @@ class CoverageCollector(Collector):
             plan.add_metric(lv, int(sc.plan_deployed))
             overdue.add_metric([*lv, "approval"], int(sc.approval_overdue))
             overdue.add_metric([*lv, "plan"], int(sc.plan_overdue))
+            overdue.add_metric([*lv, "findings"], int(sc.findings_overdue > 0))
+            findings.add_metric(lv, sc.findings_overdue)
+            for name in sc.flags:
+                flag.add_metric([*lv, name], 1)
             agents.add_metric([*lv, "online"], sc.agents_online)
             agents.add_metric([*lv, "offline"], sc.agents_offline)
             hosts.add_metric([*lv, "expected"], sc.hosts_expected)
@@ -89,7 +98,15 @@ class CoverageCollector(Collector):
             if sc.assessment_age_days is not None:
                 age.add_metric(lv, sc.assessment_age_days)
             late.add_metric(lv, sc.alerts_late)
-        yield from (ratio, info, approved, on_time, plan, overdue, agents, hosts, age, late)
+        yield from (ratio, info, approved, on_time, plan, overdue, agents, hosts, age, late,
+                    findings, flag)
+
+        flagged = GaugeMetricFamily("canhgac_agents_flagged",
+                                    "Agents of systems the inventory does not list or lists as "
+                                    "retired (not revoked)", labels=["flag"])
+        for name in ("system_not_in_inventory", "system_retired"):
+            flagged.add_metric([name], sum(f.flag == name for f in report.flagged_agents))
+        yield flagged
 
         counts = self.service.alert_counts
         g = GaugeMetricFamily("canhgac_system_alerts_unresolved",

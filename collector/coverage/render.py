@@ -8,8 +8,11 @@ CLI asks when stdout is a TTY and NO_COLOR is unset).
 from __future__ import annotations
 
 import datetime as dt
+import textwrap
 import unicodedata
 from typing import Any
+
+from collector.coverage.reasons import say
 
 LAYERS = ("onsite", "monitoring", "assessment", "national")
 WIDTH = 80
@@ -68,7 +71,43 @@ HEADER = f"{'system':<14} {'tên / name':<20} {'cấp':>3} {'L1':>5} {'L2':>5} {
          f" {'duyệt':<8} {'p.án':<8}"
 
 
-def render(data: dict[str, Any], colour: bool = False, tz_hours: int = 7) -> str:
+# Flags a person must act on (SystemCoverage.flags): (Vietnamese, English).
+FLAG_TEXT = {
+    "contract_expired": ("hợp đồng giám sát đã hết hạn", "monitoring contract expired"),
+    "contract_expiring": ("hợp đồng giám sát sắp hết hạn", "monitoring contract ends soon"),
+    "findings_overdue": ("tồn tại quá hạn khắc phục", "assessment findings overdue"),
+    "needs_reapproval": ("cần phê duyệt lại cấp độ", "level needs re-approval"),
+    "no_approved_level": ("đang vận hành chưa được phê duyệt cấp độ",
+                          "in operation without an approved level"),
+}
+LAYER_TEXT = {"onsite": ("L1 tại chỗ", "L1 on-site"), "monitoring": ("L2 giám sát", "L2 SOC"),
+              "assessment": ("L3 đánh giá", "L3 assessment"),
+              "national": ("L4 quốc gia", "L4 national")}
+
+
+def _pick(pair: tuple[str, str], lang: str) -> str:
+    return pair[0] if lang == "vi" else pair[1]
+
+
+def flags_line(flags: list[str], lang: str = "vi") -> str:
+    return "  ! " + "; ".join(_pick(FLAG_TEXT[f], lang) if f in FLAG_TEXT else f for f in flags)
+
+
+def gap_lines(s: dict[str, Any], lang: str) -> list[str]:
+    """Why each layer below 100 % is there, in the reader's language (reasons.py)."""
+    out = []
+    for layer in LAYERS:
+        result = s["layers"][layer]
+        if result["ratio"] >= 1:
+            continue
+        why = say(result["reasons"], lang) if result.get("reasons") else result["reason"]
+        text = unicodedata.normalize("NFC", f"{_pick(LAYER_TEXT[layer], lang)}: {why}")
+        out.extend(textwrap.wrap(text, WIDTH, initial_indent="    ", subsequent_indent="      "))
+    return out
+
+
+def render(data: dict[str, Any], colour: bool = False, tz_hours: int = 7,
+           lang: str = "vi") -> str:
     paint = Painter(colour)
     lines = []
     when = dt.datetime.fromtimestamp(data["generated_at"], dt.timezone(dt.timedelta(hours=tz_hours)))
@@ -93,6 +132,9 @@ def render(data: dict[str, Any], colour: bool = False, tz_hours: int = 7) -> str
             cells = " ".join(paint.ratio(s["layers"][layer]["ratio"]) for layer in LAYERS)
             lines.append(f"{_fit(s['id'], 14)} {_fit(s['name'], 20)} {s['level']:>3} {cells} "
                          f"{paint(f'{ap:<8}', ap_c)} {paint(f'{pl:<8}', pl_c)}".rstrip())
+            if s.get("flags"):
+                lines.append(paint(_fit(flags_line(s["flags"], lang), WIDTH).rstrip(), YELLOW))
+            lines.extend(paint(line, DIM) for line in gap_lines(s, lang))
         lines.append(_rollup_line("  = unit", unit, paint))
     p = data["province_rollup"]
     lines.append("")
@@ -102,7 +144,11 @@ def render(data: dict[str, Any], colour: bool = False, tz_hours: int = 7) -> str
                  f"{p['plan_deployed']} plan deployed, {p['overdue']} overdue, "
                  f"{p['fully_covered']} fully covered")
     if building:
-        lines.append(f"  {building} not yet in operation (not counted)")
+        lines.append(f"  {building} not in operation: planned, building or retired (not counted)")
+    stray = data.get("flagged_agents") or []
+    if stray:
+        lines.append(paint(f"  ! {len(stray)} agent(s) of systems not in the inventory or retired "
+                           "(canhgac collector agents)", YELLOW))
     if not data.get("national_configured", True):
         lines.append(paint("  L4: national link not configured on this collector", YELLOW))
     lines.append(paint("L1 tại chỗ/on-site  L2 giám sát/SOC  L3 đánh giá/assessment  "

@@ -44,7 +44,8 @@ class CoverageService:
         self._task: asyncio.Task[None] | None = None
         # Called with each new report, on the computing thread (the metrics collector
         # prepares its families there, off the scrape path).
-        self.listeners: list[Callable[[CoverageReport], None]] = []
+        self.listeners: list[Callable[[CoverageReport], None]] = [self._warn_flagged]
+        self._flagged_seen: set[str] = set()
         inventory.on_change(lambda _inv: self.invalidate())
 
     def invalidate(self) -> None:
@@ -70,6 +71,32 @@ class CoverageService:
             for fn in self.listeners:
                 fn(report)
             return report
+
+    def report_for(self, allows: Callable[[str, str], bool] | None, unit: str = "",
+                   system: str = "") -> CoverageReport:
+        """The report as ``allows(system_id, unit)`` may see it (None: everything), optionally
+        one unit or system; totals are recomputed over what remains, so a scoped view never
+        carries another unit's numbers. Used by ``GET /v1/coverage`` and the web console."""
+        report = self.report()
+        if allows is None and not unit and not system:
+            return report
+        return report.restricted(lambda s: (allows is None or allows(s.id, s.unit))
+                                 and (not unit or s.unit == unit)
+                                 and (not system or s.id == system))
+
+    def _warn_flagged(self, report: CoverageReport) -> None:
+        """Say it loudly, once per agent: an agent of a system the inventory does not list
+        (or lists as retired) sends events nobody counts."""
+        now = {f.agent_id for f in report.flagged_agents}
+        for f in report.flagged_agents:
+            if f.agent_id not in self._flagged_seen:
+                why = ("is not in the inventory" if f.flag == "system_not_in_inventory"
+                       else "is retired in the inventory")
+                log.warning("agent %s (host %s) belongs to system %r, which %s: its events count "
+                            "for no unit or level and are not shared nationally; add the "
+                            "system or revoke the agent (canhgac collector revoke-agent %s)",
+                            f.agent_id, f.hostname, f.system_id, why, f.agent_id)
+        self._flagged_seen = now
 
     async def start(self) -> None:
         """Recompute every ``cache_ttl`` in a thread so /metrics only formats."""

@@ -87,6 +87,31 @@ LOGSOURCE_TO_DATASET: tuple[tuple[str | None, str | None, str | None, str], ...]
     (None, "linux", "syslog", "raw"),
 )
 
+# ``product: linux`` with no service nor category: "any Linux log", in practice keyword
+# rules over syslog lines. The log lines canhgac collects are the auth_log probe's (the
+# auth and authpriv facilities, sudo command lines among them): parsed ones in ``auth``
+# and ``iam``, the rest in ``raw``; all keep the whole line in ``event.original``.
+SYSLOG_DATASETS: tuple[str, ...] = ("auth", "iam", "raw")
+
+# Log sources canhgac collects nothing for, with the reason code a rule for them is
+# refused under (the other unknown log sources are refused as ``logsource``).
+NO_TELEMETRY: dict[str, str] = {"auditd": "no_auditd_telemetry"}
+
+# Fields a dataset's events never carry, as prefixes: a rule that cannot match without
+# one of them can never fire and is refused (``never_fires``). Keep in step with the
+# probes: file events come from integrity scans (no process is known to have done it),
+# socket events are listening sockets (server.*, no destination yet).
+NEVER_CARRIED: dict[str, tuple[str, ...]] = {
+    "file": ("process.",),
+    # outbound connections carry destination.ip/port (socket probe), never a name
+    "socket": ("destination.domain",),
+}
+
+
+def never_carried(dataset: str, path: str) -> bool:
+    """Whether ``dataset``'s events never carry the field ``path``."""
+    return path.startswith(NEVER_CARRIED.get(dataset, ()))
+
 
 # What a Sigma category means beyond its dataset: the ECS ``event.type`` values an event
 # must carry. ``process_creation`` is a process *start* (not its end, not a baseline);
@@ -124,11 +149,13 @@ def to_ecs(name: str) -> str:
 
 def dataset_for_logsource(
     category: str | None, product: str | None, service: str | None, known: frozenset[str]
-) -> str | None:
-    """The dataset a Sigma logsource reads, or None when we produce no such telemetry."""
+) -> tuple[str, ...] | None:
+    """The datasets a Sigma logsource reads, or None when we produce no such telemetry."""
     if product == "canhgac":
         name = service or category
-        return name if name in known else None
+        return (name,) if name in known else None
+    if product == "linux" and service is None and category is None:
+        return SYSLOG_DATASETS
     for cat, prod, svc, dataset in LOGSOURCE_TO_DATASET:
         if cat is not None and cat != category:
             continue
@@ -136,7 +163,7 @@ def dataset_for_logsource(
             continue
         if svc is not None and svc != service:
             continue
-        return dataset
+        return (dataset,)
     return None
 
 

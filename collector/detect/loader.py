@@ -18,25 +18,43 @@ the built-in packs and the tests.
 
 from __future__ import annotations
 
+import sys
 import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 from canhgac.config import read_yaml_documents
 from canhgac.errors import ConfigError
 from canhgac.schema import ALERT, DATASETS
 from collector.detect import syntax
-from collector.detect.fields import dataset_for_logsource, event_type_guard
+from collector.detect.fields import (
+    NO_TELEMETRY,
+    dataset_for_logsource,
+    event_type_guard,
+    never_carried,
+)
 from collector.detect.kinds.absence import AbsenceRule
 from collector.detect.kinds.sequence import SequenceRule, Step
 from collector.detect.kinds.sigma import DEFAULT_KEY, SigmaRule
 from collector.detect.kinds.threshold import ThresholdRule
 from collector.detect.model import KINDS, SEVERITY, RuleError, RuleMeta, parse_tags
+from collector.detect.reachability import absent_fields, possible
 from collector.detect.rule import Rule
-from collector.detect.sigma_compile import Predicate, compile_detections
+from collector.detect.sigma_compile import Predicate, compile_detections, compile_sigma
 
-BUILTIN_DIR = Path(__file__).resolve().parents[2] / "configs" / "rules"
+
+def builtin_dir(candidates: tuple[Path, ...] | None = None) -> Path:
+    """Where the built-in rule packs are: configs/rules/ of a source checkout, else
+    <prefix>/share/canhgac/rules of an installed environment (the Debian packages put
+    them in /opt/canhgac/collector/share/canhgac/rules; a wheel has no configs/)."""
+    if candidates is None:
+        candidates = (Path(__file__).resolve().parents[2] / "configs" / "rules",
+                      Path(sys.prefix) / "share" / "canhgac" / "rules")
+    return next((c for c in candidates if c.is_dir()), candidates[0])
+
+
+BUILTIN_DIR = builtin_dir()
 RULE_SUFFIXES = (".yml", ".yaml")
 KNOWN_DATASETS = frozenset(d for d in DATASETS if d != ALERT)
 
@@ -66,8 +84,8 @@ class LoadedRule:
 
 
 # Why a rule was refused: a bounded set, used as a metric label.
-REFUSAL_REASONS = ("yaml", "logsource", "detection", "metadata", "kind_options", "tests",
-                   "duplicate_id")
+REFUSAL_REASONS = ("yaml", "logsource", "no_auditd_telemetry", "never_fires", "detection",
+                   "metadata", "kind_options", "tests", "duplicate_id")
 
 
 @dataclass(frozen=True)
@@ -183,7 +201,8 @@ def _load_isolated(path: Path, ruleset: str) -> list[LoadedRule | Refusal]:
         try:
             rule = build_rule(doc, ruleset=ruleset, source=str(path))
         except RuleError as exc:
-            out.append(Refusal(str(path), f"{prefix}{exc.path}", _reason(exc.path), exc.problem))
+            reason = exc.reason or _reason(exc.path)
+            out.append(Refusal(str(path), f"{prefix}{exc.path}", reason, exc.problem))
             continue
         tests = doc.get("tests") or []
         if not isinstance(tests, list):
@@ -287,18 +306,13 @@ def _sigma(doc: dict[str, Any], meta: RuleMeta, throttle: float | None) -> Rule:
     logsource = syntax.mapping(doc["logsource"], "logsource")
     # The log source first: a rule for telemetry canhgac does not collect is refused for
     # that reason, not for a field name it would never have had to map.
-    dataset = dataset_for_logsource(
-        logsource.get("category"), logsource.get("product"), logsource.get("service"),
-        KNOWN_DATASETS,
-    )
-    if dataset is None:
-        raise RuleError(
-            "logsource",
-            f"no canhgac telemetry matches {logsource}; use product: canhgac with "
-            f"service: one of {', '.join(sorted(KNOWN_DATASETS))}, or a logsource "
-            "listed in docs/detection.md",
-        )
-    predicate = compile_detections(doc["detection"], "detection")
+    category, product, service = (logsource.get(k) for k in ("category", "product", "service"))
+    datasets = dataset_for_logsource(category, product, service, KNOWN_DATASETS)
+    if datasets is None:
+        _refuse_logsource(logsource, service)
+    compiled = compile_sigma(doc["detection"], "detection")
+    _check_reachable(compiled.trees, datasets)
+    predicate, needs = compiled.predicate, compiled.requirement
     types = event_type_guard(logsource.get("category"))
     if types is not None:
         predicate = _with_event_types(predicate, types)
@@ -308,7 +322,38 @@ def _sigma(doc: dict[str, Any], meta: RuleMeta, throttle: float | None) -> Rule:
     except SigmaError as exc:
         text = str(exc.args[0]) if exc.args else str(exc)
         raise RuleError("", f"not a valid Sigma rule: {text}") from None
-    return SigmaRule(meta, (dataset,), predicate, _group_by(doc, DEFAULT_KEY), throttle)
+    return SigmaRule(meta, datasets, predicate, _group_by(doc, DEFAULT_KEY), throttle, needs)
+
+
+def _refuse_logsource(logsource: dict[str, Any], service: Any) -> NoReturn:
+    hint = (f"use product: canhgac with service: one of {', '.join(sorted(KNOWN_DATASETS))}, "
+            "or a logsource listed in docs/detection.md")
+    reason = NO_TELEMETRY.get(str(service)) if service is not None else None
+    if reason is not None:
+        raise RuleError(
+            "logsource", "no auditd telemetry: canhgac does not collect the Linux audit log "
+            f"(service: {service}); process starts are in logsource category: process_creation",
+            reason,
+        )
+    if service is not None and logsource.get("product") != "canhgac":
+        raise RuleError("logsource", f"canhgac collects no {service!r} log ({logsource}); {hint}")
+    raise RuleError("logsource", f"no canhgac telemetry matches {logsource}; {hint}")
+
+
+def _check_reachable(trees: list[Any], datasets: tuple[str, ...]) -> None:
+    """Refuse a rule that needs fields none of its datasets' events ever carry."""
+    for ds in datasets:
+        def absent(path: str, ds: str = ds) -> bool:
+            return never_carried(ds, path)
+
+        if any(possible(t, absent)[0] for t in trees):
+            return
+    missing = sorted(set().union(*(
+        absent_fields(t, lambda p: any(never_carried(d, p) for d in datasets)) for t in trees)))
+    raise RuleError(
+        "detection", f"can never fire: {', '.join(datasets)} events never carry "
+        f"{', '.join(missing)} (see docs/detection.md, log sources)", "never_fires",
+    )
 
 
 def _with_event_types(predicate: Predicate, types: frozenset[str]) -> Predicate:

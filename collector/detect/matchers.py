@@ -15,6 +15,7 @@ agents are not consistent about numbers in strings and a rule must not miss on i
 
 from __future__ import annotations
 
+import copy
 import ipaddress
 import operator
 import re
@@ -156,6 +157,24 @@ class StringSet:
             return fullmatch is not None and fullmatch(_text(v)) is not None
 
         return test
+
+
+def widen_keyword(value: Any) -> Any:
+    """A field-less Sigma keyword is a search anywhere in the line: ``*value*``.
+
+    Only strings are widened, on the sides that do not already start or end with
+    a ``*`` (``'wget * | sh'`` is searched as ``*wget * | sh*``).
+    """
+    if not isinstance(value, SigmaString) or not value.s:
+        return value
+    parts = list(value.s)
+    if parts[0] is not _WILD:
+        parts.insert(0, _WILD)
+    if parts[-1] is not _WILD:
+        parts.append(_WILD)
+    widened = copy.copy(value)  # keeps the class: a cased keyword stays cased
+    widened.s = tuple(parts)  # type: ignore[assignment]  # pySigma types it as a 1-tuple
+    return widened
 
 
 def _any_in(needles: tuple[str, ...], s: str) -> bool:

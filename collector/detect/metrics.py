@@ -43,6 +43,8 @@ class DetectionMetrics(Collector):
              "suppressed"),
             ("canhgac_detect_escalated", "Matches with new evidence raised at once as an update",
              "escalated"),
+            ("canhgac_detect_excepted", "Events a rule skipped under a configured exception",
+             "excepted"),
             ("canhgac_detect_state_evictions", "Per-key state evicted because a table was full",
              "evicted"),
         ):

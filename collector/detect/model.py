@@ -33,10 +33,11 @@ _TACTIC = re.compile(r"^attack\.([a-z_]+)$")
 class RuleError(ValueError):
     """A problem inside one rule: ``path`` is the key path within the rule document."""
 
-    def __init__(self, path: str, problem: str) -> None:
+    def __init__(self, path: str, problem: str, reason: str | None = None) -> None:
         super().__init__(f"{path}: {problem}" if path else problem)
         self.path = path
         self.problem = problem
+        self.reason = reason  # a refusal reason code, when the key path does not tell it
 
     def in_file(self, source: str, prefix: str = "") -> ConfigError:
         path = f"{prefix}{self.path}" if prefix else self.path

@@ -10,6 +10,7 @@ bounded and expires.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from collector.detect.model import Match, RuleMeta
@@ -32,9 +33,20 @@ class Rule:
         self.key_fields = key_fields
         self.throttle_window = throttle_window  # None: the engine's default
         self.throttle: Throttle  # set by the engine when the rule is installed
+        # The deployment's exceptions (detection.exceptions): events the rule never sees.
+        self.exceptions: tuple[Callable[[dict[str, Any]], bool], ...] = ()
+        self.excepted_total = 0
 
     def on_event(self, doc: dict[str, Any], now: float) -> Match | None:
         raise NotImplementedError
+
+    def on_event_excepting(self, doc: dict[str, Any], now: float) -> Match | None:
+        """``on_event`` for events no exception covers (the engine's handler when any)."""
+        for known_good in self.exceptions:
+            if known_good(doc):
+                self.excepted_total += 1
+                return None
+        return self.on_event(doc, now)
 
     def on_tick(self, now: float) -> list[Match]:
         return []

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import warnings
 from collections.abc import Callable
-from typing import Any
+from typing import Any, NamedTuple
 
 from pyparsing import ParseResults
 from sigma.conditions import (
@@ -34,8 +34,15 @@ from sigma.rule import SigmaDetection, SigmaDetectionItem, SigmaDetections
 from sigma.types import SigmaExists, SigmaFieldReference, SigmaNull, SigmaString
 
 from collector.detect.fields import KEYWORD_FIELDS, UnknownField, make_getter, to_ecs
-from collector.detect.matchers import ScalarTest, UnsupportedValue, any_of, scalar_test
+from collector.detect.matchers import (
+    ScalarTest,
+    UnsupportedValue,
+    any_of,
+    scalar_test,
+    widen_keyword,
+)
 from collector.detect.model import RuleError
+from collector.detect.prefilter import Requirement, any_of_requirements, requirement
 
 Predicate = Callable[[dict[str, Any]], bool]
 
@@ -96,10 +103,23 @@ def parse_detections(block: Any, path: str = "detection") -> SigmaDetections:
         raise RuleError(path, _sigma_message(exc)) from None
 
 
+class Compiled(NamedTuple):
+    predicate: Predicate
+    requirement: Requirement | None  # the literals it needs (prefilter.py)
+    trees: list[Any]  # pySigma's condition trees, one per condition (reachability.py)
+
+
 def compile_detections(block: Any, path: str = "detection") -> Predicate:
     """Compile a detection block into one predicate (several conditions are OR-ed)."""
+    return compile_sigma(block, path).predicate
+
+
+def compile_sigma(block: Any, path: str = "detection") -> Compiled:
+    """The predicate, what it needs and the trees it was built from, from one parse."""
     detections = parse_detections(block, path)
     preds = []
+    trees = []
+    reqs: list[Requirement | None] = []
     for i, cond in enumerate(detections.parsed_condition):
         cpath = f"{path}.condition" + (f"[{i}]" if len(detections.parsed_condition) > 1 else "")
         try:
@@ -108,9 +128,12 @@ def compile_detections(block: Any, path: str = "detection") -> Predicate:
             raise RuleError(cpath, _sigma_message(exc)) from None
         try:
             preds.append(compile_node(tree))
+            reqs.append(requirement(tree))
+            trees.append(tree)
         except (UnsupportedValue, UnknownField) as exc:
             raise RuleError(cpath, str(exc)) from None
-    return _or(preds)
+    need = any_of_requirements(reqs) if len(reqs) > 1 else reqs[0]
+    return Compiled(_or(preds), need, trees)
 
 
 def parse_condition(cond: SigmaCondition) -> Any:
@@ -228,11 +251,7 @@ def _field_pred(field: str, values: list[Any]) -> Predicate:
 
 def _keyword_pred(values: list[Any]) -> Predicate:
     """Field-less Sigma keywords: searched in the raw line, as a contains match."""
-    widened = [
-        SigmaString("*" + v.original + "*") if isinstance(v, SigmaString) and not v.contains_special()
-        else v
-        for v in values
-    ]
+    widened = [widen_keyword(v) for v in values]
     preds = [_field_pred(f, widened) for f in KEYWORD_FIELDS]
     return _or(preds)
 

@@ -22,6 +22,7 @@ from canhgac.tasks import cancel_and_wait
 if TYPE_CHECKING:
     from collector.context import CollectorContext
     from shipper.outputs.national import NationalOutput
+from collector.national.availability import AvailabilityLog
 from collector.national.check import run_check
 from collector.national.config import NationalSection, load
 from collector.national.indicators import IndicatorCache, IndicatorPuller, IndicatorStage
@@ -44,6 +45,8 @@ class NationalComponent:
         self.puller: IndicatorPuller | None = None
         self._secret = b""
         self._tasks: list[asyncio.Task[None]] = []
+        self.availability_log = AvailabilityLog(ctx.state_dir / "national" / "availability.db")
+        self._availability: tuple[tuple[int, int], float | None] = ((0, 0), None)
         cache = IndicatorCache(ctx.state_dir / "national" / "indicators.json")
         if config.link.configured:
             self._secret = config.link.secret_bytes(ctx.source)
@@ -72,6 +75,15 @@ class NationalComponent:
         out = self.output()
         return dict(out.counters.last_delivery) if out is not None else {}
 
+    def availability(self, since: float, until: float) -> float | None:
+        """Share of the observed minutes in [since, until] the link was up (None: none).
+
+        Coverage asks once per system in the same second: the answer is kept per minute."""
+        key = (int(since // 60), int(until // 60))
+        if self._availability[0] != key:
+            self._availability = (key, self.availability_log.over(since, until).ratio)
+        return self._availability[1]
+
     def output(self) -> NationalOutput | None:
         return self.ctx.outputs.national
 
@@ -89,6 +101,8 @@ class NationalComponent:
             self._spawn(self._summary_loop(), "national-summaries")
         if self.ctx.spool is not None:
             self._spawn(self._backlog_loop(), "national-backlog")
+        if self.client is not None:
+            self._spawn(self._availability_loop(), "national-availability")
         if self.client is None:
             log.info("national link not configured (national.link.url): layer 4 is off")
 
@@ -104,6 +118,7 @@ class NationalComponent:
         self._tasks = []
         if self.client is not None:
             await self.client.close()
+        self.availability_log.close()
 
     def _spawn(self, coro: Coroutine[Any, Any, None], name: str) -> None:
         self._tasks.append(asyncio.create_task(coro, name=name))
@@ -151,6 +166,18 @@ class NationalComponent:
             except Exception:
                 log.exception("national summaries could not be spooled")
 
+    async def _availability_loop(self) -> None:
+        """One sample a minute (and one per check) of whether the link is up."""
+        while True:
+            try:
+                if self.state.last_check is not None:  # not known before the first check
+                    await asyncio.to_thread(self.availability_log.record, self.link_up)
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # a full disk must not stop the component
+                log.warning("national availability not recorded: %s", exc)
+            await asyncio.sleep(min(60.0, float(self.config.check.interval)))
+
     async def _backlog_loop(self) -> None:
         while True:
             try:
@@ -174,6 +201,7 @@ def setup(ctx: CollectorContext) -> None:
     ctx.pipeline.add(comp.stage)  # first: indicator alerts then pass through detection
     ctx.registry.register(NationalMetrics(comp.state, comp.stage, comp.puller, comp.output))
     ctx.ports.indicators = comp.stage
+    ctx.ports.national_detail = comp
     if config.link.configured:
         # Coverage (layer 4) reads link_up and last_delivery from here; None = not configured.
         ctx.ports.national_link = comp

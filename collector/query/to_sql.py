@@ -81,6 +81,17 @@ def ip_key(value: str) -> str | None:
     return addr.packed.hex()
 
 
+# Keyword fields the store also keeps in a TEXT column of their own (shipper.outputs.store:
+# the row is made from the same document, and SQLite's TEXT affinity writes a number as the
+# text that keyword matching compares). So the column answers, with its index, except where
+# it reads '0' or '1' — a boolean there is the keyword "false"/"true" — and those rows are
+# asked of the document as before (as is a query for the value "0" or "1" itself). Exact
+# either way and never NULL (``IS``), so NOT stays a must_not; the scope, system and dataset
+# filters that nearly every search carries no longer parse the JSON of every row in range.
+COLUMNS = {"event.dataset": "dataset", "event.kind": "kind", "canhgac.system.id": "system_id",
+           "canhgac.unit.name": "unit"}
+
+
 def _each(field: str, cond: str, params: list[Any], cond_params: list[Any]) -> str:
     params.append(json_path(field))
     params.extend(cond_params)
@@ -139,7 +150,13 @@ def _eq(node: ast.Eq, params: list[Any]) -> str:
         word = "true" if value else "false"
         return _each(field, "(j.type = ? OR (j.type = 'text' AND j.value = ?))", params, [word, word])
     assert kind == KEYWORD
-    return _each(field, f"{_KW} = ?", params, [str(value)])
+    column = COLUMNS.get(field)
+    text = str(value)
+    if column is not None and text not in ("0", "1"):
+        params.append(text)
+        each = _each(field, f"{_KW} = ?", params, [text])
+        return f"(events.{column} IS ? OR (events.{column} IN ('0', '1') AND {each}))"
+    return _each(field, f"{_KW} = ?", params, [text])
 
 
 def _range(node: ast.Range, params: list[Any]) -> str:

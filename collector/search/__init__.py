@@ -67,6 +67,7 @@ def setup(ctx: CollectorContext) -> None:
     operators = OperatorStore(ctx.state_dir / DB_NAME)
     service = SearchService(operators, resolve=_resolver(ctx, config))
     ctx.ports.operators = operators
+    ctx.ports.search = service
     ctx.app.router.add_post("/v1/search", service.handle)
     ctx.add_closer(operators.close)
     ctx.add_closer(service.close)

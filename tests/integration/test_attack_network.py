@@ -331,3 +331,37 @@ def test_without_cap_net_raw_disabled_clearly_and_scapy_not_loaded(tmp_path):
     finally:
         s.stop()
     assert s.proc.returncode == 0
+
+
+def test_slow_scan_one_probe_every_5s_over_40_ports_alerts(netns_pair: Pair, sensor_factory):
+    """Finding (issue 15): a scan slower than one port per 3 s was never reported: the
+    sensor saw every SYN but forgot the source after 5 s idle. nmap, one probe every
+    5 s, 40 ports; the sensor's events go through the built-in rules."""
+    from collector.detect.engine import Engine
+    from collector.detect.loader import BUILTIN_DIR, builtin_packs, load_rules
+
+    nmap = need("nmap")
+    p = netns_pair
+    s = sensor_factory(p)  # default thresholds: 20 ports in 60 s fast, 20 over 10 min slow
+    scan = subprocess.Popen(["ip", "netns", "exec", p.b, nmap, "-sS", "-n", "-Pn", "-p", "1-40",
+                             "--max-retries", "0", "--scan-delay", "5s", "--max-scan-delay", "5s",
+                             p.ip_a], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        # 20 probes 5 s apart before the threshold: wait far longer than that takes.
+        s.wait(lambda: s.actions("port_scan"), 400, "slow port_scan")
+    finally:
+        scan.kill()
+        scan.wait()
+    ev = s.actions("port_scan")[0]
+    assert ev["canhgac"]["scan"]["kind"] == "slow"
+    assert ev["source"]["ip"] == p.ip_b and ev["destination"]["ip"] == p.ip_a
+    assert ev["canhgac"]["scan"]["distinct_ports"] >= 20
+    rules = load_rules([(BUILTIN_DIR / pack, f"canhgac/{pack}") for pack in builtin_packs()])
+    engine = Engine([lr.rule for lr in rules.loaded])
+    for e in s.events:
+        e.setdefault("host", {})["hostname"] = "sensor-a"
+    alerts = engine.process(s.events)
+    scans = [a for a in alerts if a["event"]["action"] == "rule_match"
+             and a["source"]["ip"] == p.ip_b]
+    assert len(scans) == 1, alerts
+    assert scans[0]["canhgac"]["scan"]["kind"] == "slow"

@@ -50,7 +50,8 @@ async def test_spool_high_water_gives_503_and_loses_nothing(tmp_path):
         import sqlite3
 
         db = sqlite3.connect(running.state_dir / "events.db")
-        stored = {r[0] for r in db.execute("SELECT id FROM events WHERE dataset='process'")}
+        stored = {r[0] for r in db.execute(
+            "SELECT json_extract(doc, '$.event.id') FROM events WHERE dataset='process'")}
         assert stored == acked
     finally:
         await runner.cleanup()

@@ -159,8 +159,9 @@ async def test_enrollment_for_a_system_the_inventory_does_not_list_is_refused(tm
 
     inv = tmp_path / "inventory.yaml"
     inv.write_text(yaml.safe_dump({"systems": [
-        {"id": "cong-ttdt", "name": "Cổng", "unit": "Sở TT&TT", "level": 3}]},
-        allow_unicode=True), encoding="utf-8")
+        {"id": "cong-ttdt", "name": "Cổng", "unit": "Sở TT&TT", "level": 3},
+        {"id": "cu", "name": "Cũ", "unit": "Sở TT&TT", "level": 2, "status": "retired",
+         "retired_on": "2025-01-01"}]}, allow_unicode=True), encoding="utf-8")
     running, runner = await start_collector(tmp_path, {"inventory": str(inv)})
     try:
         conn = aiohttp.TCPConnector(ssl=client_context(running.ca))
@@ -170,6 +171,9 @@ async def test_enrollment_for_a_system_the_inventory_does_not_list_is_refused(tm
                               json={"token": token, "hostname": "web-01"}) as r:
                 assert r.status == 403
                 assert "not in the collector's inventory" in (await r.json())["error"]
+            async with s.post(f"{running.url}/v1/enroll", json={
+                    "token": running.enroll_token("cu"), "hostname": "cu-01"}) as r:
+                assert r.status == 403 and "retired" in (await r.json())["error"]
             assert running.ctx.auth.agents() == []
             assert await running.enroll(s, system="cong-ttdt")  # a listed one enrols
     finally:

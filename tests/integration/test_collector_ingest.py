@@ -26,7 +26,7 @@ def stored_ids(collector) -> set[str]:
         return set()
     db = sqlite3.connect(path)
     try:
-        return {r[0] for r in db.execute("SELECT id FROM events")}
+        return {r[0] for r in db.execute("SELECT json_extract(doc, '$.event.id') FROM events")}
     except sqlite3.OperationalError:  # the store has not created its table yet
         return set()
     finally:
@@ -184,3 +184,35 @@ async def test_attribution_is_overwritten_but_probe_details_pass(collector, sess
     assert doc["canhgac"]["system"] == {"id": "sys-1"}
     assert "unit" not in doc["canhgac"] and "alert" not in doc["canhgac"]
     assert doc["canhgac"]["scan"] == {"ports": 120}
+
+
+async def test_same_event_id_from_two_agents_is_stored_for_each(collector, session):
+    """Issue 12 finding: an ``event.id`` already used by another agent was acked but
+    silently not stored (the store's key was the bare event.id). Ids are the agent's
+    own, so they are scoped by the enrolled agent; a retry from one agent stays one row."""
+    first = await collector.enroll(session, hostname="web-01")
+    second = await collector.enroll(session, hostname="web-02")
+    event = new_event("auth", outcome="failure")
+    for token, batch in ((first, "a-1"), (second, "b-1"), (second, "b-2")):
+        async with session.post(f"{collector.url}/v1/events", data=gz_ndjson([event]),
+                                headers=headers(token, batch)) as r:
+            assert r.status == 200
+            assert (await r.json())["accepted"] == 1
+
+    def rows() -> list[tuple[str, str]]:
+        path = collector.state_dir / "events.db"
+        if not path.exists():
+            return []
+        db = sqlite3.connect(path)
+        try:
+            return sorted(db.execute(
+                "SELECT json_extract(doc, '$.agent.id'), json_extract(doc, '$.host.hostname') "
+                "FROM events"))
+        except sqlite3.OperationalError:
+            return []
+        finally:
+            db.close()
+
+    agents = {t.partition(".")[0] for t in (first, second)}
+    assert await wait_for(lambda: {a for a, _ in rows()} == agents)
+    assert sorted(h for _, h in rows()) == ["web-01", "web-02"]  # b-2 (a retry) is not a row

@@ -111,7 +111,7 @@ async def test_agent_events_land_in_level_streams_with_ecs_types(es_url: str, tm
             for system, cls in (("cong-ttdt", "l3"), ("hr-yte", "l2"), ("egov-xa", "l1")):
                 resp = await es.search(index=f"logs-canhgac.*-{ns}.{cls}", size=100,
                                        query={"match_all": {}})
-                ids = {h["_id"] for h in resp["hits"]["hits"]}
+                ids = {h["_source"]["event"]["id"] for h in resp["hits"]["hits"]}
                 assert ids == sent[system]
                 assert all(h["_source"]["canhgac"]["system"]["id"] == system
                            for h in resp["hits"]["hits"])

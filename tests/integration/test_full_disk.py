@@ -106,7 +106,8 @@ async def test_full_state_disk_loses_nothing_and_delivery_resumes(small_fs: Path
         assert store.duplicates == 0, "an event was delivered twice"
         db = sqlite3.connect(running.state_dir / "events.db")
         try:
-            stored = [r[0] for r in db.execute("SELECT id FROM events WHERE dataset='auth'")]
+            stored = [r[0] for r in db.execute(
+                "SELECT json_extract(doc, '$.event.id') FROM events WHERE dataset='auth'")]
         finally:
             db.close()
         assert len(stored) == len(set(stored)) and set(stored) == accepted

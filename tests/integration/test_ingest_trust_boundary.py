@@ -104,8 +104,8 @@ async def test_flat_dotted_keys_cannot_choose_the_system_in_elasticsearch(
             await es.indices.refresh(index=f"logs-canhgac.*-{ns}.*", ignore_unavailable=True,
                                      allow_no_indices=True)
             resp = await es.search(index=f"logs-canhgac.*-{ns}.*", ignore_unavailable=True,
-                                   allow_no_indices=True, query={"ids": {"values": [
-                                       claim["event"]["id"]]}})
+                                   allow_no_indices=True,
+                                   query={"term": {"event.id": claim["event"]["id"]}})
             return [h["_source"] for h in resp["hits"]["hits"]]
 
         assert await wait_for(arrived, timeout=30)

@@ -14,7 +14,7 @@ test: `make test` installs it with deploy/test-deps.sh):
   every expression (rules: the series they compare) returns data, except those
   that need a national output, which has no center to talk to here.
 
-Both check the scenario: an assessment older than 12 months gives layer 3 = 0,
+Both check the scenario: no independent assessment this year or last gives layer 3 = 0,
 and an agent that stops drops layer 2 of its system within
 offline_after + cache_ttl + scrape interval (+ slack).
 """
@@ -91,11 +91,13 @@ def _inventory_yaml() -> dict[str, Any]:
              "approval": {"approved": True, "decision": "1234/QĐ-UBND", "date": "2024-08-15"},
              "plan": {"deployed": "2024-11-20"}, "hosts": ["portal-01", "portal-02"],
              "onsite": team, "national": {"enabled": True},
-             "assessments": [{"date": _today_minus(30), "organisation": "Đơn vị kiểm định A"}]},
+             "assessments": [{"date": _today_minus(30), "organisation": "Đơn vị kiểm định A",
+                              "independent": True}]},
             {"id": "mot-cua", "name": "Hệ thống một cửa điện tử", "unit": UNIT_A, "level": 3,
              "approval": {"approved": True, "date": "2024-09-01"}, "hosts": ["dvc-01"],
              "onsite": team, "national": {"enabled": True},
-             "assessments": [{"date": _today_minus(400), "organisation": "Đơn vị kiểm định B"}]},
+             "assessments": [{"date": _today_minus(800), "organisation": "Đơn vị kiểm định B",
+                              "independent": True}]},
             {"id": "his", "name": "Hệ thống quản lý bệnh viện", "unit": "Sở Y tế", "level": 2,
              "hosts": ["his-01"]},
         ],
@@ -117,6 +119,10 @@ class FakeAgent:
     @property
     def last_seen(self) -> float:
         return time.time() if self.alive else self.stopped_at
+
+    @property
+    def heartbeat(self) -> dict[str, Any]:
+        return {"version": "0.2.0", "probes": self.probes}
 
     def stop(self) -> None:
         self.stopped_at = time.time()
@@ -375,12 +381,13 @@ async def test_prometheus_scrapes_and_every_expression_returns_data(
     assert {r["metric"]["name"] for r in info} >= {"Cổng thông tin điện tử tỉnh"}
     assert {r["metric"]["province"] for r in info} == {"Thừa Thiên Huế"}
 
-    # Layer 3 follows the assessment dates: 30 days ago -> 1; 400 days ago -> 0.
+    # Layer 3 follows the assessment dates: 30 days ago -> 1; 800 days ago (two calendar
+    # years back) -> 0.
     l3 = {r["metric"]["system"]: float(r["value"][1]) for r in await asyncio.to_thread(
         _query, base, 'canhgac_layer_coverage_ratio{layer="assessment"}')}
     assert l3 == {"cong-ttdt": 1.0, "mot-cua": 0.0, "his": 0.0}
     age = await asyncio.to_thread(_query, base, 'canhgac_system_assessment_age_days{system="mot-cua"}')
-    assert float(age[0]["value"][1]) == 400
+    assert float(age[0]["value"][1]) == 800
 
     # An agent stops: layer 2 of its system drops once its heartbeat is 3 intervals old.
     l2 = 'canhgac_layer_coverage_ratio{layer="monitoring",system="cong-ttdt"}'

@@ -327,3 +327,34 @@ def test_list_filters_by_severity_and_old_databases_gain_columns(tmp_path: Path)
     assert [r.severity for r in store.list(min_severity=48)] == [73]
     assert len(store.list()) == 2
     store.close()
+
+
+def test_mtta_mttr_per_unit_and_level(store: AlertStore) -> None:
+    """Issue 10: MTTA and MTTR per unit and level, as metrics (they feed layer 1)."""
+    import time as _time
+
+    from prometheus_client import CollectorRegistry
+
+    from collector.alerts.metrics import ResponseTimeCollector
+
+    inv = InventoryHolder(parse_inventory({"systems": [
+        {"id": "s3", "name": "Cổng", "unit": "Sở Y tế", "level": 3},
+        {"id": "s4", "name": "HIS", "unit": "Sở Y tế", "level": 2}]}, "inventory.yaml"))
+    now = _time.time()
+    ts = __import__("canhgac.timeutil", fromlist=["from_epoch"]).from_epoch(now - 1000)
+    a, b, c = alert(ts=ts), alert(ts=ts), alert(system="s4", ts=ts)
+    store.register([a, b, c])
+    store.acknowledge(a["event"]["id"], "x", now=now - 900)  # 100 s
+    store.acknowledge(b["event"]["id"], "x", now=now - 700)  # 300 s
+    store.resolve(b["event"]["id"], "x", "done", "benign", now=now - 400)  # 600 s
+    registry = CollectorRegistry()
+    registry.register(ResponseTimeCollector(store, inv))
+    get = registry.get_sample_value
+    l3 = {"unit": "Sở Y tế", "level": "3"}
+    assert get("canhgac_alerts_mtta_seconds", l3) == pytest.approx(200.0, abs=1)
+    assert get("canhgac_alerts_mtta_alerts", l3) == 2
+    assert get("canhgac_alerts_mttr_seconds", l3) == pytest.approx(600.0, abs=1)
+    assert get("canhgac_alerts_mttr_alerts", l3) == 1
+    l2 = {"unit": "Sở Y tế", "level": "2"}
+    assert get("canhgac_alerts_mtta_alerts", l2) == 0
+    assert get("canhgac_alerts_mtta_seconds", l2) is None  # no mean of nothing

@@ -39,6 +39,11 @@ class FakeAgent:
 class FakeNational:
     link_up: bool = True
     last_delivery: dict[str, float] = field(default_factory=dict)
+    available: float | None = None
+
+    def availability(self, since: float, until: float) -> float | None:
+        assert until - since == 30 * 86400  # the configured period
+        return self.available
 
 
 def running(*names: str) -> dict[str, Any]:
@@ -51,7 +56,7 @@ def inventory(**overrides: Any) -> InventoryHolder:
         "level": 3, "hosts": ["web-01", "web-02", "db-01"],
         "approval": {"approved": True, "date": "2024-08-15"}, "plan": {"deployed": "2024-11-20"},
         "onsite": {"team": [{"name": "Nguyễn Văn An"}]},
-        "assessments": [{"date": "2025-02-01", "organisation": "X"}],
+        "assessments": [{"date": "2025-02-01", "organisation": "X", "independent": True}],
         "national": {"enabled": True},
     }
     sys1 = {"id": "s1", "name": "Thư điện tử", "unit": "UBND thành phố Huế", "level": 1,
@@ -180,16 +185,141 @@ def test_layer3_recent_assessment() -> None:
     assert sc.assessment_age_days == (dt.date(2025, 6, 1) - dt.date(2025, 2, 1)).days
 
 
-def test_layer3_older_than_12_months_is_zero() -> None:
-    sc = s3(report(inventory(assessments=[{"date": "2024-05-31", "organisation": "X"}])))
-    assert sc.layers["assessment"].ratio == 0 and sc.assessment_age_days == 366
-    sc = s3(report(inventory(assessments=[{"date": "2024-06-01", "organisation": "X"}])))
-    assert sc.layers["assessment"].ratio == 1 and sc.assessment_age_days == 365
+def _assessed(*items: dict[str, Any]) -> Any:
+    return s3(report(inventory(assessments=[{"organisation": "X", **i} for i in items])))
 
 
-def test_layer3_future_or_missing_assessment() -> None:
-    sc = s3(report(inventory(assessments=[{"date": "2025-12-01", "organisation": "X"}])))
-    assert sc.layers["assessment"].ratio == 0 and sc.assessment_age_days is None
+def test_layer3_last_years_assessment_holds_until_the_year_ends() -> None:
+    """Issue 9 finding: layer 3 was "one assessment in a rolling 365 days". The seeds ask
+    for one a year ("tối thiểu 01 lần/01 năm"): last year's holds until 31 December."""
+    sc = _assessed({"date": "2024-05-31", "independent": True})
+    assert sc.layers["assessment"].ratio == 1 and sc.assessment_age_days == 366
+    assert "2025's assessment due by 31/12/2025" in sc.layers["assessment"].reason
+    sc = _assessed({"date": "2023-12-31", "independent": True})
+    assert sc.layers["assessment"].ratio == 0
+    assert "no independent assessment in 2024 or 2025" in sc.layers["assessment"].reason
+
+
+def test_layer3_failed_or_self_assessment_earns_nothing() -> None:
+    """Issue 9 finding: a failed assessment and a self-assessment both scored 100 %."""
+    failed = _assessed({"date": "2025-03-01", "independent": True, "result": "failed"})
+    assert failed.layers["assessment"].ratio == 0
+    assert "failed" in failed.layers["assessment"].reason
+    own = _assessed({"date": "2025-03-01"})  # independent defaults to false
+    assert own.layers["assessment"].ratio == 0
+    assert own.layers["assessment"].reason == "only self-assessments recorded"
+    assert own.layers["assessment"].detail["self_assessments"] == 1
+    failed_last_year = _assessed({"date": "2024-10-01", "independent": True, "result": "failed"})
+    assert failed_last_year.layers["assessment"].ratio == 0
+
+
+def test_layer3_overdue_findings_are_flagged() -> None:
+    sc = _assessed({"date": "2025-03-01", "independent": True, "result": "passed_with_findings",
+                    "findings": [
+                        {"title": "Mật khẩu mặc định trên thiết bị mạng", "owner": "Phòng CNTT",
+                         "due": "2025-05-01"},
+                        {"title": "Chưa sao lưu", "owner": "Phòng CNTT", "due": "2025-04-01",
+                         "state": "fixed", "fixed_on": "2025-03-20"},
+                        {"title": "Chưa đến hạn", "due": "2025-07-01"}]})
+    assert sc.layers["assessment"].ratio == 1
+    assert sc.findings_overdue == 1 and "findings_overdue" in sc.flags and sc.overdue
+    assert "1 finding(s) overdue" in sc.layers["assessment"].reason
+
+
+@pytest.mark.parametrize(("assessment", "path", "fragment"), [
+    ({"date": "2025-03-01", "organisation": "Sở Thông tin và Truyền thông", "independent": True},
+     "systems[0].assessments[0].independent", "self-assessment is not independent"),
+    ({"date": "2025-03-01", "organisation": "X", "findings": [{"title": "x", "state": "fixed"}]},
+     "systems[0].assessments[0].findings[0].fixed_on", "needs the date"),
+    ({"date": "2025-03-01", "organisation": "X", "findings": [{"title": "x", "due": "1/13/2025"}]},
+     "systems[0].assessments[0].findings[0].due", "not a date"),
+])
+def test_layer3_record_errors(assessment, path, fragment) -> None:  # type: ignore[no-untyped-def]
+    with pytest.raises(ConfigError) as exc:
+        inventory(assessments=[assessment])
+    assert path in str(exc.value) and fragment in str(exc.value)
+
+
+# -- layer 2: a contracted monitoring service ----------------------------------------
+def test_layer2_contracted_soc_in_force_counts() -> None:
+    """Issue 9 finding: a system watched by a contracted SOC scored 0, and an expired
+    contract changed nothing."""
+    sc = s3(report(inventory(monitoring={"provider": "VNPT-IT SOC", "kind": "contracted",
+                                         "contract_from": "2025-01-01",
+                                         "contract_until": "2025-12-31"})))
+    assert sc.layers["monitoring"].ratio == 1 and sc.flags == []
+    assert "contracted monitoring by VNPT-IT SOC in force until 2025-12-31" \
+        in sc.layers["monitoring"].reason
+    soon = s3(report(inventory(monitoring={"provider": "P", "kind": "contracted",
+                                           "contract_until": "2025-07-15"})))
+    assert soon.layers["monitoring"].ratio == 1 and soon.flags == ["contract_expiring"]
+    assert "ends in 44 days" in soon.layers["monitoring"].reason
+    expired = s3(report(inventory(monitoring={"provider": "P", "kind": "contracted",
+                                              "contract_until": "2024-12-31"})))
+    assert expired.layers["monitoring"].ratio == 0 and "contract_expired" in expired.flags
+    assert expired.layers["monitoring"].reason.startswith("contract with P expired 2024-12-31; ")
+    future = s3(report(inventory(monitoring={"provider": "P", "kind": "contracted",
+                                             "contract_from": "2025-07-01",
+                                             "contract_until": "2026-06-30"})))
+    assert future.layers["monitoring"].ratio == 0 and future.flags == []
+    in_house = s3(report(inventory(monitoring={"provider": "SOC tỉnh",
+                                               "contract_until": "2025-12-31"})))
+    assert in_house.layers["monitoring"].ratio == 0  # in-house: proven by telemetry only
+
+
+@pytest.mark.parametrize(("monitoring", "path", "fragment"), [
+    ({"kind": "contracted", "contract_until": "2025-12-31"}, "monitoring.provider", "provider"),
+    ({"kind": "contracted", "provider": "P"}, "monitoring.contract_until", "end date"),
+    ({"provider": "P", "contract_from": "2025-12-01", "contract_until": "2025-01-01"},
+     "monitoring.contract_until", "before it starts"),
+    ({"kind": "outsourced"}, "monitoring.kind", "in_house"),
+])
+def test_layer2_contract_errors(monitoring, path, fragment) -> None:  # type: ignore[no-untyped-def]
+    with pytest.raises(ConfigError) as exc:
+        inventory(monitoring=monitoring)
+    assert path in str(exc.value) and fragment in str(exc.value)
+
+
+# -- status and re-approval ------------------------------------------------------------
+def test_statuses_planned_building_retired_are_not_counted_upgrading_is() -> None:
+    for status, extra, counted in (("planned", {}, False), ("building", {}, False),
+                                   ("retired", {"retired_on": "2025-01-01"}, False),
+                                   ("upgrading", {"upgraded_on": "2025-09-01",
+                                                  "upgrade_started": "2025-03-01"}, True)):
+        r = report(inventory(status=status, **extra))
+        assert r.province_rollup.systems == (2 if counted else 1), status
+
+
+def test_an_upgrade_needs_reapproval_before_going_live() -> None:
+    up = {"status": "upgrading", "upgrade_started": "2025-01-10"}
+    live = s3(report(inventory(**up, upgraded_on="2025-05-01")))
+    assert live.needs_reapproval and "needs_reapproval" in live.flags
+    assert not live.approved and live.approval_overdue  # live since 1 May, approval of 2024
+    ahead = s3(report(inventory(**up, upgraded_on="2025-09-01")))
+    assert ahead.needs_reapproval and not ahead.approval_overdue  # not live yet
+    reapproved = s3(report(inventory(**up, upgraded_on="2025-05-01",
+                                     approval={"approved": True, "date": "2025-04-20"})))
+    assert reapproved.approved and reapproved.approved_on_time and not reapproved.needs_reapproval
+
+
+def test_a_proposed_new_level_is_flagged() -> None:
+    sc = s3(report(inventory(proposed_level=4)))
+    assert sc.needs_reapproval and sc.flags == ["needs_reapproval"]
+    assert s3(report(inventory(proposed_level=3))).flags == []
+
+
+@pytest.mark.parametrize(("overrides", "path", "fragment"), [
+    ({"status": "retired"}, "retired_on", "needs the day"),
+    ({"status": "upgrading"}, "upgraded_on", "needs the day"),
+    ({"upgraded_on": "2025-05-01"}, "upgrade_started", "an approval before it"),
+    ({"status": "decommissioned"}, "status", "planned"),
+    ({"proposed_level": 6}, "proposed_level", "at most 5"),
+    ({"hosting": {"location": "mars"}}, "hosting.location", "provincial_dc"),
+])
+def test_dossier_errors(overrides, path, fragment) -> None:  # type: ignore[no-untyped-def]
+    with pytest.raises(ConfigError) as exc:
+        inventory(**overrides)
+    assert f"systems[0].{path}" in str(exc.value) and fragment in str(exc.value)
 
 
 # -- layer 4 -------------------------------------------------------------------
@@ -202,6 +332,8 @@ def test_layer3_future_or_missing_assessment() -> None:
         ({"enabled": True}, FakeNational(True, {}), 0, "no report"),
         ({"enabled": True}, FakeNational(True, {"s3": NOW - 3601}), 0, "window"),
         ({"enabled": True}, FakeNational(True, {"s3": NOW - 60}), 1, "link up"),
+        ({"enabled": True}, FakeNational(True, {"s3": NOW - 60}, 0.9875), 0.9875,
+         "link available 98.8 % over 30 days"),
     ],
 )
 def test_layer4(national, link, ratio, reason) -> None:  # type: ignore[no-untyped-def]
@@ -365,3 +497,72 @@ def test_a_new_system_approved_before_going_live_is_on_time() -> None:
     assert missing.approval_overdue  # in operation since March, never approved
     existing = s3(report(inventory(approval={"approved": True, "date": "2024-10-01"})))
     assert not existing.approved_on_time  # an existing system had the 2024-09-30 deadline
+
+
+def test_agents_of_unknown_or_retired_systems_are_flagged(caplog) -> None:  # type: ignore[no-untyped-def]
+    """Issue 9 (fleet consistency): agents of systems missing from the inventory or retired
+    are flagged loudly — in the report, on /metrics and once in the log."""
+    holder = inventory()
+    holder.set(parse_inventory({"province": "P", "systems": [
+        *[dataclasses.asdict(s) for s in holder.current.systems],
+        {"id": "cu", "name": "Cũ", "unit": "U", "level": 2, "status": "retired",
+         "retired_on": "2025-01-01"}]}, "t"))
+    agents = [FakeAgent("a1", "s3", "web-01", NOW), FakeAgent("a2", "ghost", "x-01", NOW),
+              FakeAgent("a3", "cu", "cu-01", NOW),
+              FakeAgent("a4", "ghost", "x-02", NOW, revoked=NOW - 10)]
+    r = report(holder, agents=agents)
+    assert [(f.agent_id, f.flag) for f in r.flagged_agents] == [
+        ("a3", "system_retired"), ("a2", "system_not_in_inventory")]
+    assert r.restricted(lambda s: s.unit == "U").flagged_agents == []
+
+    class Directory:
+        def agents(self):  # type: ignore[no-untyped-def]
+            return agents
+
+    svc = CoverageService(holder, CoverageConfig(), agents=Directory(), presence=Presence(90),
+                          clock=lambda: NOW)
+    with caplog.at_level("WARNING", logger="collector.coverage.service"):
+        svc.report()
+        svc.invalidate()
+        svc.report()
+    warned = [r.getMessage() for r in caplog.records]
+    assert len(warned) == 2 and any("'ghost', which is not in the inventory" in m for m in warned)
+    registry = CollectorRegistry()
+    registry.register(CoverageCollector(svc, holder))
+    text = generate_latest(registry).decode()
+    assert 'canhgac_agents_flagged{flag="system_not_in_inventory"} 1.0' in text
+    assert 'canhgac_agents_flagged{flag="system_retired"} 1.0' in text
+
+
+def test_reasons_in_vietnamese_and_english() -> None:
+    """Issue 9, item 6: reasons and flags in Vietnamese and English; every gap explained."""
+    r = report(inventory(onsite={"team": []}, assessments=[
+        {"date": "2025-03-01", "organisation": "X", "independent": True, "result": "failed"}],
+        monitoring={"provider": "VNPT SOC", "kind": "contracted",
+                    "contract_until": "2024-12-31"}))
+    data = r.to_dict()
+    vi = render(data, lang="vi")
+    en = render(data, lang="en")
+    assert "L1 tại chỗ: chưa có đội ứng cứu tại chỗ" in vi
+    assert "L1 on-site: no on-site team named" in en
+    assert "L3 đánh giá: kiểm tra, đánh giá độc lập ngày 01/03/2025 không đạt" in vi
+    assert "L3 assessment: independent assessment 2025-03-01 failed" in en
+    assert "hợp đồng giám sát đã hết hạn" in vi and "monitoring contract expired" in en
+    assert "L2 giám sát: hợp đồng giám sát với VNPT SOC đã hết hạn 31/12/2024" in vi
+    assert all(_width(line) <= 80 for line in (vi + "\n" + en).splitlines())
+    # the API keeps its English reason, and carries the codes
+    l1 = data["systems"][0]["layers"]["onsite"]
+    assert l1["reason"] == "no on-site team named"
+    assert l1["reasons"] == [{"code": "onsite.no_team", "params": {}}]
+
+
+def test_language_choice() -> None:
+    from canhgac.lang import resolve_lang
+
+    assert resolve_lang(None, {}) in ("vi", "en")
+    assert resolve_lang(None, {"LANG": "C.UTF-8"}) == "vi"  # a server's locale stays Vietnamese
+    assert resolve_lang(None, {"LANG": "en_US.UTF-8"}) == "en"
+    assert resolve_lang(None, {"LANG": "en_US.UTF-8", "CANHGAC_LANG": "vi"}) == "vi"
+    assert resolve_lang("EN", {"CANHGAC_LANG": "vi"}) == "en"
+    with pytest.raises(ValueError, match="use vi or en"):
+        resolve_lang("fr", {})

@@ -65,5 +65,5 @@ def test_log_source_is_checked_before_fields() -> None:
     result = load_rules([(SIGMA / "auditd", "sigmahq")])
     assert len(result.refused) == 3
     assert result.loaded == []
-    assert {r.reason for r in result.refused} == {"logsource"}
-    assert all("no canhgac telemetry matches" in r.message for r in result.refused)
+    assert {r.reason for r in result.refused} == {"no_auditd_telemetry"}
+    assert all(r.message.startswith("no auditd telemetry") for r in result.refused)

@@ -42,13 +42,14 @@ def test_collector_agents_shows_state_version_probes_and_unknown_systems(
     import yaml
 
     inv = tmp_path / "inventory.yaml"
-    inv.write_text(yaml.safe_dump({"systems": [{"id": "cong-ttdt", "name": "Cổng",
-                                                "unit": "Sở TT&TT", "level": 3}]},
-                                  allow_unicode=True), encoding="utf-8")
+    inv.write_text(yaml.safe_dump({"systems": [
+        {"id": "cong-ttdt", "name": "Cổng", "unit": "Sở TT&TT", "level": 3},
+        {"id": "cu", "name": "Cũ", "unit": "Sở TT&TT", "level": 2, "status": "retired",
+         "retired_on": "2025-01-01"}]}, allow_unicode=True), encoding="utf-8")
     cfg = tmp_path / "collector.yaml"
     cfg.write_text(f"state_dir: {tmp_path}\ninventory: {inv}\n", encoding="utf-8")
     auth = AuthStore(tmp_path / "auth.db")
-    for system, host in (("cong-ttdt", "web-01"), ("ghost", "old-01")):
+    for system, host in (("cong-ttdt", "web-01"), ("ghost", "old-01"), ("cu", "cu-01")):
         agent_id, secret, _ = auth.enroll(auth.create_enroll_token(system), host)
         rec = auth.authenticate(f"{agent_id}.{secret}")
         assert rec is not None
@@ -61,6 +62,9 @@ def test_collector_agents_shows_state_version_probes_and_unknown_systems(
     assert facts["web-01"]["state"] == "online" and facts["web-01"]["version"] == "0.1.0"
     assert facts["web-01"]["probes_failing"] == ["auth_log"] and facts["web-01"]["system_known"]
     assert not facts["old-01"]["system_known"]
+    assert facts["old-01"]["flag"] == "system_not_in_inventory"
+    assert facts["cu-01"]["flag"] == "system_retired" and facts["web-01"]["flag"] == ""
     assert main(["collector", "agents", "--config", str(cfg)]) == 0
     out = capsys.readouterr().out
     assert "ghost (NOT IN INVENTORY)" in out and "1/2 running — auth_log" in out
+    assert "cu (RETIRED)" in out

@@ -314,3 +314,17 @@ async def test_concurrency_caps_requests_in_flight_while_one_more_batch_waits_en
         await queue.close()
     assert fake.max_in_flight == 2
     assert out.health.counts["delivered"] == 80
+
+
+def test_document_id_is_scoped_by_agent() -> None:
+    """Issue 12 finding: one event.id from two agents was one _id (the second silently
+    dropped as a duplicate). The _id is <agent.id>:<event.id>; over 512 bytes, a hash."""
+    cfg = load({"hosts": ["http://127.0.0.1:9"]}, "c.yaml")
+    base = {"@timestamp": "2026-01-01T00:00:00Z", "event": {"id": "ev-00000001", "dataset": "auth"}}
+    lines = [orjson.dumps({**base, "agent": {"id": a}}) for a in ("agent-a", "agent-b", "agent-a")]
+    ids = [item.doc_id for item in encode(lines, cfg).items]
+    assert ids == ["agent-a:ev-00000001", "agent-b:ev-00000001", "agent-a:ev-00000001"]
+    long_agent = orjson.dumps({**base, "agent": {"id": "é" * 300}})
+    (item,) = encode([long_agent], cfg).items
+    assert item.doc_id.startswith("sha256-") and len(item.doc_id) < 512
+    assert encode([long_agent], cfg).items[0].doc_id == item.doc_id

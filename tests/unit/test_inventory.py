@@ -309,5 +309,5 @@ def test_inventory_show_never_cuts_a_letter() -> None:
     inv = parse_inventory({"systems": [{"id": "c", "name": name, "unit": "Sở Y tế", "level": 3}]},
                           "inventory.yaml")
     out = render_table(inv)
-    assert "Cổng thông tin điện tử tỉnh T…" in out
+    assert "Cổng thông tin đ…" in out  # cut between letters, at the column width
     assert not any(unicodedata.combining(ch) for ch in out)

@@ -11,7 +11,7 @@ import yaml
 
 from canhgac.errors import UserError
 from collector.config import locate
-from stack.up import Child, Stack, _live, _write_collector_yaml
+from stack.up import Child, Stack, _banner, _live, _write_collector_yaml
 
 
 def test_a_later_run_takes_its_inventory_option(tmp_path: Path) -> None:
@@ -60,3 +60,28 @@ def test_the_stack_outlives_the_national_center(tmp_path: Path, capsys) -> None:
     stack = Stack(tmp_path, [_exited("collector", tmp_path)])
     with pytest.raises(UserError, match="collector exited with code 3"):
         _live("https://127.0.0.1:9", tmp_path / "ca.pem", tmp_path / "t", stack, lambda: False)
+
+
+def test_the_banner_gives_the_web_console_address(tmp_path: Path, capsys) -> None:  # type: ignore[no-untyped-def]
+    """Issue 11: `canhgac up` prints where the console is and what to sign in with."""
+    stack = Stack(tmp_path, [_exited("collector", tmp_path)])
+    _banner("https://127.0.0.1:8443", tmp_path / "ca.pem", tmp_path, stack)
+    out = capsys.readouterr().out
+    assert "https://127.0.0.1:8443/ui/" in out and str(tmp_path / "collector" / "admin.token") in out
+
+
+def test_notify_webhook_adds_and_removes_the_webhook_channel(tmp_path: Path) -> None:
+    cfg = tmp_path / "collector.yaml"
+    base = {"state_dir": "s", "listen": {"host": "127.0.0.1", "port": 8443},
+            "inventory": "demo.yaml", "outputs": {"store": {}}}
+    _write_collector_yaml(cfg, {**base, "notify_webhook": "http://127.0.0.1:9000/hook"})
+    doc = yaml.safe_load(cfg.read_text())
+    assert doc["notifications"] == {"channels": {"webhook": {
+        "type": "webhook", "url": "http://127.0.0.1:9000/hook"}}}
+    assert "notify_webhook" not in doc
+    from collector.notify.config import parse_notify_config
+
+    notif = parse_notify_config(doc["notifications"], str(cfg))
+    assert [(r.name, r.channels) for r in notif.routes] == [("default", ["webhook"])]
+    _write_collector_yaml(cfg, base)  # a later run without the option: no such channel
+    assert "notifications" not in yaml.safe_load(cfg.read_text())

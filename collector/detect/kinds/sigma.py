@@ -12,6 +12,7 @@ from typing import Any
 
 from collector.detect.fields import make_key_getter
 from collector.detect.model import Match, RuleMeta, event_id, event_time
+from collector.detect.prefilter import Requirement
 from collector.detect.rule import Rule
 from collector.detect.sigma_compile import Predicate
 
@@ -28,9 +29,12 @@ class SigmaRule(Rule):
         predicate: Predicate,
         key_fields: tuple[str, ...] = DEFAULT_KEY,
         throttle_window: float | None = None,
+        requirement: Requirement | None = None,
     ) -> None:
         super().__init__(meta, datasets, key_fields, throttle_window)
         self.predicate = predicate
+        # Literals the predicate needs (prefilter.py): the engine skips the rule without them.
+        self.requirement = requirement
         self._key = make_key_getter(key_fields)
 
     def on_event(self, doc: dict[str, Any], now: float) -> Match | None:

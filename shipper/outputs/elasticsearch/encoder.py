@@ -2,8 +2,9 @@
 
 The document bytes are the spool line itself (already compact ECS JSON): the
 line is parsed once to read its id, dataset and level, never re-encoded.
-``_id = event.id`` makes every retry idempotent (a repeat is a 409, counted as a
-duplicate and treated as delivered).
+``_id = <agent.id>:<event.id>`` (shipper.docid) makes every retry idempotent (a
+repeat is a 409, counted as a duplicate and treated as delivered) while two agents'
+events never collide.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ import orjson
 
 from canhgac.schema import DATASETS, RAW
 from canhgac.timeutil import now_rfc3339
+from shipper.docid import document_id
 from shipper.outputs.elasticsearch.config import ElasticsearchConfig
 
 _KNOWN = frozenset(DATASETS)
@@ -124,14 +126,10 @@ def encode(lines: list[bytes], config: ElasticsearchConfig) -> Encoded:
             out.invalid.append(InvalidLine(i, line, "not a JSON object"))
             continue
         ev = doc.get("event")
-        if type(ev) is dict:
-            eid, dataset = ev.get("id"), ev.get("dataset")
-            if dataset not in known_datasets:
-                dataset = RAW
-        else:
-            eid, dataset = None, RAW
-        doc_id = eid if type(eid) is str and 0 < len(eid) and len(eid.encode()) <= 512 \
-            else line_id(line)
+        dataset = ev.get("dataset") if type(ev) is dict else RAW
+        if dataset not in known_datasets:
+            dataset = RAW
+        doc_id = document_id(doc) or line_id(line)
         key = (dataset, _level(doc))
         known = prefixes.get(key)
         if known is None:

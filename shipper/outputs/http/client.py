@@ -1,4 +1,4 @@
-"""A minimal HTTP/1.1 client on asyncio streams: keep-alive, TLS, POST only.
+"""A minimal HTTP/1.1 client on asyncio streams: keep-alive, TLS, POST (and a bodiless GET).
 
 Why not aiohttp's ClientSession here: importing aiohttp's client costs ~13 MB
 of resident memory (its Cython parsers, websocket, cookie, multipart and
@@ -77,6 +77,13 @@ class HttpClient:
 
     async def post(self, path: str, body: bytes, headers: dict[str, str]) -> Response:
         """POST ``body``; one retry on a fresh connection if a kept-alive one was stale."""
+        return await self.request("POST", path, body, headers)
+
+    async def get(self, path: str, headers: dict[str, str]) -> Response:
+        return await self.request("GET", path, b"", headers)
+
+    async def request(self, method: str, path: str, body: bytes,
+                      headers: dict[str, str]) -> Response:
         async with self._lock:
             for attempt in (0, 1):
                 reused = self._writer is not None
@@ -84,7 +91,7 @@ class HttpClient:
                     async with asyncio.timeout(self.timeout):
                         if self._writer is None:
                             await self._connect()
-                        return await self._exchange(path, body, headers)
+                        return await self._exchange(method, path, body, headers)
                 except TimeoutError:
                     await self.close()
                     raise HttpClientError(f"timeout after {self.timeout:g}s") from None
@@ -99,9 +106,10 @@ class HttpClient:
                     raise HttpClientError(f"{type(exc).__name__}: {exc}") from None
         raise HttpClientError("unreachable")  # pragma: no cover
 
-    async def _exchange(self, path: str, body: bytes, headers: dict[str, str]) -> Response:
+    async def _exchange(self, method: str, path: str, body: bytes,
+                        headers: dict[str, str]) -> Response:
         assert self._reader is not None and self._writer is not None
-        head = [f"POST {self.base_path}{path} HTTP/1.1", f"Host: {self.host_header}",
+        head = [f"{method} {self.base_path}{path} HTTP/1.1", f"Host: {self.host_header}",
                 f"User-Agent: {self.user_agent}", f"Content-Length: {len(body)}",
                 "Connection: keep-alive"]
         head.extend(f"{k}: {v}" for k, v in headers.items())
@@ -139,7 +147,9 @@ class HttpClient:
             if 100 <= status < 200:
                 continue  # 100 Continue and friends: the real answer follows
             break
-        if headers.get("transfer-encoding", "").lower() == "chunked":
+        if status in (204, 304):
+            body = b""  # never a body (RFC 9112 §6.3), whatever the headers say
+        elif headers.get("transfer-encoding", "").lower() == "chunked":
             body = await self._read_chunked(reader)
         elif "content-length" in headers:
             n = int(headers["content-length"])

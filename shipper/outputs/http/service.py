@@ -33,6 +33,8 @@ from typing import Any
 
 import orjson
 
+from canhgac.protocol import HEADER as PROTOCOL_HEADER
+from canhgac.protocol import PROTOCOL_VERSION
 from shipper.output import Batch, PermanentError, SendResult, TransientError
 from shipper.outputs.http.client import CertificateError, HttpClient, HttpClientError
 from shipper.outputs.http.config import HttpOutputConfig
@@ -102,6 +104,7 @@ class HttpOutput:
             "Content-Encoding": "gzip",
             "X-Batch-Id": batch_id,
             "Authorization": f"Bearer {self.config.token}",
+            PROTOCOL_HEADER: str(PROTOCOL_VERSION),
         }
         self.requests += 1
         try:

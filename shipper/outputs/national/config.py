@@ -7,6 +7,7 @@ The link itself (where the center is, which key signs) is the kernel's
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import secrets
 from dataclasses import dataclass, field
@@ -18,27 +19,49 @@ from canhgac.national.link import LinkConfig, load_link
 from canhgac.national.vocabulary import Severity
 from canhgac.signing import load_secret
 
-FieldMode = Literal["hash", "redact", "truncate", "drop", "keep"]
+FieldMode = Literal["hash", "redact", "truncate", "drop", "keep", "observable", "text"]
 
-# Personal data that leaves the province only minimised, unless configured otherwise.
+# What leaves the province, by field class (docs/national.md, "What is shared"):
+# - victim identities (user names and ids, the host's own addresses, personal data) are
+#   pseudonymised, dropped or redacted;
+# - addresses are ``observable``: an external address (the attacker's, a C2 server's) goes in
+#   clear, an internal one (private ranges, the province's ``internal_networks``, the host's
+#   own ``host.ip``) is pseudonymised;
+# - free text (``text``) is rewritten after every other field: each value minimised above is
+#   replaced in it by its minimised form, so a message never carries what its fields do not.
 DEFAULT_FIELDS: dict[str, FieldMode] = {
     "user.name": "hash",
     "user.id": "hash",
     "user.email": "hash",
     "user.full_name": "drop",
     "user.target.name": "hash",
+    "user.target.id": "hash",
     "related.user": "hash",
-    "source.ip": "hash",
-    "client.ip": "hash",
-    "related.ip": "hash",
     "source.user.name": "hash",
+    "destination.user.name": "hash",
+    "group.name": "keep",
+    "host.ip": "hash",
+    "source.ip": "observable",
+    "client.ip": "observable",
+    "destination.ip": "observable",
+    "server.ip": "observable",
+    "related.ip": "observable",
+    "source.mac": "hash",
+    "host.mac": "hash",
     "process.command_line": "redact",
     "process.args": "redact",
     "process.parent.command_line": "redact",
     "process.parent.args": "redact",
+    "process.working_directory": "redact",
     "url.query": "redact",
+    "url.original": "redact",
+    "url.full": "redact",
     "url.username": "drop",
     "url.password": "drop",
+    "event.original": "redact",
+    "message": "text",
+    "canhgac.alert.key": "text",
+    "error.message": "text",
 }
 
 
@@ -51,6 +74,8 @@ class LevelPolicy:
     summaries: bool = True
     telemetry: bool = False  # raw events: never, unless enabled here
     telemetry_datasets: list[str] = field(default_factory=list)  # empty + telemetry: all
+    # attacker observables of a shared alert as STIX 2.1 cyber-observable objects
+    observables: bool = True
 
 
 @dataclass
@@ -79,6 +104,17 @@ class RedactConfig:
     hash_key: Secret = Secret("")  # empty: generated once, kept in state_dir/national/
     truncate_ipv4_prefix: int = field(default=24, metadata=field_meta(min=0, max=32))
     truncate_ipv6_prefix: int = field(default=48, metadata=field_meta(min=0, max=128))
+    # The province's own public ranges (data-center and office addresses): internal, like
+    # the private ranges, so they leave only pseudonymised. CIDR strings.
+    internal_networks: list[str] = field(default_factory=list)
+
+    def validate(self) -> tuple[str, str] | None:
+        for i, net in enumerate(self.internal_networks):
+            try:
+                ipaddress.ip_network(net, strict=False)
+            except ValueError:
+                return (f"internal_networks[{i}]", f"{net!r} is not an IP network (CIDR)")
+        return None
 
     def all_fields(self) -> dict[str, str]:
         out: dict[str, str] = dict(self.fields)

@@ -17,7 +17,8 @@ from dataclasses import dataclass, field
 import orjson
 
 from canhgac.schema import get_path
-from shipper.outputs.national.policy import Policy
+from shipper.outputs.national.observables import observables
+from shipper.outputs.national.policy import SHARE_ALERT, Policy
 from shipper.outputs.national.redact import Redactor
 
 
@@ -67,6 +68,11 @@ class Encoder:
                 out.filtered[verdict] += 1
                 continue
             self.redactor.apply(doc)
+            if verdict == SHARE_ALERT and self.policy.shares_observables(doc):
+                found = observables(doc)
+                cg = doc.get("canhgac")
+                if found and isinstance(cg, dict):
+                    cg["observables"] = found
             data = orjson.dumps(doc)
             if docs and (len(docs) >= self.max_events or size + len(data) + 1 > self.max_bytes):
                 parts.append((idx, docs, systems, kinds))

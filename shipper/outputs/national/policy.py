@@ -65,6 +65,15 @@ def _opted_out(inventory: SystemDirectory | None, system_id: Any) -> bool:
     return getattr(flag, "enabled", True) is False
 
 
+def _retired(inventory: SystemDirectory | None, system_id: Any) -> bool:
+    if inventory is None or not isinstance(system_id, str):
+        return False
+    try:
+        return getattr(inventory.system(system_id), "status", None) == "retired"
+    except Exception:  # an inventory problem must not stop sharing
+        return False
+
+
 def _unknown(inventory: SystemDirectory | None, system_id: Any) -> bool:
     if inventory is None:
         return False
@@ -97,6 +106,10 @@ class Policy:
         self.config = config
         self.inventory = inventory
 
+    def shares_observables(self, event: dict[str, Any]) -> bool:
+        """Whether a shared alert of this event's level carries its attacker observables."""
+        return self.config.for_level(_level(event, self.inventory)).observables
+
     def decide(self, event: dict[str, Any]) -> str:
         if not isinstance(event, dict) or not isinstance(event.get("event"), dict):
             return "malformed"
@@ -105,6 +118,8 @@ class Policy:
             return "unknown_system"  # not in the inventory: never reported as the province's
         if _opted_out(self.inventory, system_id):
             return "system_opted_out"
+        if _retired(self.inventory, system_id):
+            return "system_retired"  # its agents should be gone: never the province's report
         pol: LevelPolicy = self.config.for_level(_level(event, self.inventory))
         ev = event["event"]
         if ev.get("kind") == "alert":

@@ -23,6 +23,7 @@ import orjson
 
 from canhgac.config import Duration, load_section
 from canhgac.sqlite import connect as sqlite_connect
+from shipper.docid import document_id
 from shipper.output import Batch, BuildContext, Probed, SendResult, TransientError
 from shipper.outputs.store.schema import SCHEMA
 
@@ -44,13 +45,20 @@ def open_store(path: Path, synchronous: str = "FULL") -> sqlite3.Connection:
     return db
 
 
+def _stored_id(doc: dict[str, Any]) -> str:
+    doc_id = document_id(doc)
+    if doc_id is None:
+        raise ValueError("event.id missing or not a string")
+    return doc_id
+
+
 def _row(line: bytes) -> tuple[Any, ...]:
     doc = orjson.loads(line)
     ev = doc["event"]
     ts = int(datetime.fromisoformat(doc["@timestamp"]).timestamp() * 1000)
     cg = doc.get("canhgac") or {}
     return (
-        ev["id"], ts, ev.get("dataset"), ev.get("kind"),
+        _stored_id(doc), ts, ev.get("dataset"), ev.get("kind"),
         (cg.get("system") or {}).get("id"), (cg.get("unit") or {}).get("name"),
         line.decode(),
     )

@@ -1,0 +1,1 @@
+"""One module per page; each view returns (template, values) or a response."""
