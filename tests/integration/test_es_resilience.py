@@ -73,7 +73,9 @@ async def test_per_item_429s_and_node_restart_lose_and_duplicate_nothing(
     port = node.url.rsplit(":", 1)[1]
     queue = DurableQueue(tmp_path / "spool.db", outputs=("elasticsearch",), synchronous="NORMAL")
     await queue.open()
-    output = ElasticsearchOutput(load({"hosts": [node.url], "request_timeout": 10}, "test"))
+    # six bulk requests in flight against a write pool of one: per-item 429s
+    output = ElasticsearchOutput(load({"hosts": [node.url], "request_timeout": 10,
+                                       "concurrency": 6}, "test"))
     loop = DeliveryLoop(queue, output, DeliveryConfig(batch_events=100, concurrency=6,
                                                       backoff_initial=0.05, backoff_max=1.0))
     generated: set[str] = set()

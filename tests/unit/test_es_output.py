@@ -4,6 +4,7 @@ tests/integration/test_es_*.py)."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections import Counter
 from collections.abc import AsyncIterator
@@ -23,6 +24,7 @@ from shipper.outputs.elasticsearch import ElasticsearchOutput, templates
 from shipper.outputs.elasticsearch.config import load
 from shipper.outputs.elasticsearch.encoder import encode
 from shipper.queue import DurableQueue
+from tests.fixtures.collector import wait_for
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -106,12 +108,25 @@ class FakeBulk:
         self.whole: list[int] = []  # statuses to answer whole requests with, first
         self.deadletter_status = 201
         self.deadletter_docs: list[dict[str, Any]] = []
+        self.in_flight = 0  # bulk requests being answered now, and the most at once
+        self.max_in_flight = 0
+        self.gate: asyncio.Event | None = None  # when set up: requests wait until it is set
 
     async def info(self, _: web.Request) -> web.Response:
         return web.json_response({"version": {"number": "8.17.0"}, "tagline": "You Know, for Search"},
                                  headers={"X-Elastic-Product": "Elasticsearch"})
 
     async def bulk(self, request: web.Request) -> web.Response:
+        self.in_flight += 1
+        self.max_in_flight = max(self.max_in_flight, self.in_flight)
+        try:
+            if self.gate is not None:
+                await self.gate.wait()
+            return await self._bulk(request)
+        finally:
+            self.in_flight -= 1
+
+    async def _bulk(self, request: web.Request) -> web.Response:
         self.requests += 1
         hdr = {"X-Elastic-Product": "Elasticsearch"}
         if self.whole:
@@ -264,13 +279,41 @@ async def test_build_registers_metrics_and_the_lag_lifespan(tmp_path) -> None:
 
     ctx = Ctx()
     out = build({"hosts": ["http://127.0.0.1:9"], "batch_events": 100, "concurrency": 3}, ctx)
+    # one delivery worker more than bulk requests in flight: it reads and encodes ahead
     assert out.delivery_config == {"batch_events": 100, "batch_bytes": 8 * 1024 * 1024,
-                                   "concurrency": 3}
+                                   "concurrency": 4}
     assert len(ctx.lifespans) == 1
     async with ctx.lifespans[0]():
         pass
     assert ctx.registry.get_sample_value("canhgac_elasticsearch_up") == 0.0
     await out.close()
+
+
+async def test_concurrency_caps_requests_in_flight_while_one_more_batch_waits_encoded(
+        fake_es, tmp_path) -> None:
+    """``concurrency`` is the number of bulk requests in flight; the delivery loop's extra
+    worker holds the next lease (read and encoded) until one of them is answered."""
+    url, fake = fake_es
+    fake.gate = asyncio.Event()
+    queue = DurableQueue(tmp_path / "spool.db", outputs=("elasticsearch",))
+    await queue.open()
+    out = ElasticsearchOutput(load({"hosts": [url], "install_templates": False,
+                                    "concurrency": 2, "batch_events": 10}, "t"))
+    loop = DeliveryLoop(queue, out, DeliveryConfig(**out.delivery_config))
+    for _ in range(8):
+        await queue.append([_line("ok") for _ in range(10)], PRIORITY_SECURITY)
+    await loop.start()
+    try:
+        leased = queue._cursors["elasticsearch"].inflight
+        assert await wait_for(lambda: fake.in_flight == 2 and len(leased) == 3)
+        assert out._in_flight.locked()  # the third batch waits for a slot, not at the server
+        fake.gate.set()
+        assert await loop.flush(timeout=20)
+    finally:
+        await loop.stop()
+        await queue.close()
+    assert fake.max_in_flight == 2
+    assert out.health.counts["delivered"] == 80
 
 
 def test_document_id_is_scoped_by_agent() -> None:
