@@ -56,7 +56,7 @@ class SocketConfig(ProbeConfig):
     # Outbound TCP connections (SYN_SENT / ESTABLISHED to a port this host does not
     # listen on), sampled over netlink every outbound_interval (agent.probes.connections).
     outbound: bool = True
-    outbound_interval: Duration = field(default=Duration(1), metadata=field_meta(min=0.1))
+    outbound_interval: Duration = field(default=Duration(10), metadata=field_meta(min=0.1))
     # Connections to 127.0.0.0/8 and ::1 are the host talking to itself.
     outbound_include_loopback: bool = False
     # At most this many connection events per second (a burst is summarised, not sent).
