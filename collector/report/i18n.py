@@ -10,12 +10,12 @@ differently; a key missing in one language is a test failure, not a blank cell.
 from __future__ import annotations
 
 import datetime as dt
-import locale
 import os
 from collections.abc import Mapping
 
-LANGS = ("vi", "en")
-DEFAULT_LANG = "vi"
+from canhgac import lang
+
+LANGS, DEFAULT_LANG = lang.LANGS, lang.DEFAULT_LANG
 
 _T: dict[str, tuple[str, str]] = {
     # -- the cover ---------------------------------------------------------------------
@@ -197,24 +197,13 @@ _T: dict[str, tuple[str, str]] = {
 
 
 def resolve_lang(explicit: str | None = None, env: Mapping[str, str] | None = None) -> str:
-    """``--lang``, else ``CANHGAC_LANG``, else the locale (an English locale gives English),
-    else Vietnamese. A value that is neither vi nor en raises ValueError."""
-    env = os.environ if env is None else env
-    for value in (explicit, env.get("CANHGAC_LANG")):
-        if value:
-            code = value.strip().lower()[:2]
-            if code not in LANGS:
-                raise ValueError(text("err.lang", DEFAULT_LANG, value=value))
-            return code
-    for name in ("LC_ALL", "LC_MESSAGES", "LANG"):
-        value = env.get(name)
-        if value:
-            return "en" if value.lower().startswith("en") else DEFAULT_LANG
+    """The reader's language (canhgac.lang: ``--lang``, ``CANHGAC_LANG``, the locale, else
+    Vietnamese); a value that is neither vi nor en raises ValueError in the report's words."""
     try:
-        found = locale.getlocale()[0] or ""
+        return lang.resolve_lang(explicit, env)
     except ValueError:
-        found = ""
-    return "en" if found.lower().startswith("en") else DEFAULT_LANG
+        given = explicit or (os.environ if env is None else env).get("CANHGAC_LANG")
+        raise ValueError(text("err.lang", DEFAULT_LANG, value=given)) from None
 
 
 def text(key: str, lang: str, **fields: object) -> str:
