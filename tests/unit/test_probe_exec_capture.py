@@ -39,8 +39,9 @@ def test_parse_exec_exit_fork_and_junk():
 
 
 def test_read_process_of_a_live_child(tmp_path):
-    child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(30)", "mark-é"],
-                             cwd=tmp_path)
+    # the child lives until the test closes its stdin (or kills it): no timer involved
+    child = subprocess.Popen([sys.executable, "-c", "import sys; sys.stdin.read()", "mark-é"],
+                             cwd=tmp_path, stdin=subprocess.PIPE)
     try:
         deadline = time.monotonic() + 30
         while b"mark" not in Path(f"/proc/{child.pid}/cmdline").read_bytes():
@@ -114,7 +115,8 @@ async def test_poll_fallback_when_connector_is_refused(tmp_path, monkeypatch):
     def done(evs: list[dict]) -> bool:
         nonlocal child
         if child is None and any(e["event"]["action"] == "process-baseline" for e in evs):
-            child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(30)", "poll-mark"])
+            child = subprocess.Popen([sys.executable, "-c", "import sys; sys.stdin.read()",
+                                      "poll-mark"], stdin=subprocess.PIPE)
         return any("poll-mark" in e.get("process", {}).get("command_line", "") for e in evs)
 
     try:
