@@ -25,6 +25,7 @@ import os
 import socket as pysocket
 import struct
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal, NamedTuple
@@ -110,36 +111,41 @@ TCPF_LISTEN = 1 << 10
 TCPF_CLOSE = 1 << 7  # an unconnected UDP socket is in state CLOSE
 
 
-def _netlink_dump(family: int, protocol: int, states: int) -> list[Listener]:
-    """One inet_diag dump (struct inet_diag_req_v2 -> inet_diag_msg records)."""
-    transport = "tcp" if protocol == pysocket.IPPROTO_TCP else "udp"
-    out: list[Listener] = []
+def inet_diag_messages(family: int, protocol: int, states: int) -> Iterator[tuple[bytes, int]]:
+    """One inet_diag dump (struct inet_diag_req_v2): (buffer, offset) of each inet_diag_msg."""
     with pysocket.socket(pysocket.AF_NETLINK, pysocket.SOCK_RAW, NETLINK_SOCK_DIAG) as nl:
         req = struct.pack("=BBBBI", family, protocol, 0, 0, states) + bytes(48)
         nl.sendall(struct.pack("=LHHLL", 16 + len(req), SOCK_DIAG_BY_FAMILY,
                                NLM_F_REQUEST_DUMP, 1, 0) + req)
-        addr_len = 4 if family == pysocket.AF_INET else 16
         while True:
             data = nl.recv(65536)
             if not data:
-                return out
+                return
             off = 0
             while off + 16 <= len(data):
                 length, mtype = struct.unpack_from("=LH", data, off)
                 if mtype == NLMSG_DONE:
-                    return out
+                    return
                 if mtype == NLMSG_ERROR:
                     (errno,) = struct.unpack_from("=i", data, off + 16)
                     raise OSError(-errno, "sock_diag dump failed")
-                m = off + 16
-                sport, dport = struct.unpack_from(">HH", data, m + 4)
-                if transport == "tcp" or dport == 0:
-                    ip = pysocket.inet_ntop(family, data[m + 8:m + 8 + addr_len])
-                    uid, inode = struct.unpack_from("=II", data, m + 64)
-                    out.append(Listener(transport, _unmap(ip), sport, inode, uid))
                 if length < 16:
                     raise OSError("malformed netlink message")
+                yield data, off + 16
                 off += (length + 3) & ~3
+
+
+def _netlink_dump(family: int, protocol: int, states: int) -> list[Listener]:
+    transport = "tcp" if protocol == pysocket.IPPROTO_TCP else "udp"
+    addr_len = 4 if family == pysocket.AF_INET else 16
+    out: list[Listener] = []
+    for data, m in inet_diag_messages(family, protocol, states):
+        sport, dport = struct.unpack_from(">HH", data, m + 4)
+        if transport == "tcp" or dport == 0:
+            ip = pysocket.inet_ntop(family, data[m + 8:m + 8 + addr_len])
+            uid, inode = struct.unpack_from("=II", data, m + 64)
+            out.append(Listener(transport, _unmap(ip), sport, inode, uid))
+    return out
 
 
 def _unmap(ip: str) -> str:
