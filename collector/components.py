@@ -35,13 +35,14 @@ COMPONENTS: tuple[ComponentSpec, ...] = (
     # After alerts: its stage routes alerts the alerts stage has registered, and it
     # asks the alerts port which are still unacknowledged (escalation).
     ComponentSpec("notify", "collector.notify", uses=("alerts",)),
-    ComponentSpec("coverage", "collector.coverage", provides=("coverage", "coverage_history"),
+    ComponentSpec("coverage", "collector.coverage",
+                  provides=("coverage", "coverage_history", "annual_reports"),
                   uses=("agents", "presence", "alerts", "access", "national_link")),
     ComponentSpec("policy", "collector.policy"),
     # Last: the web console (/ui/) reads what the others provide, through the same rules.
     ComponentSpec("console", "collector.console",
                   uses=("access", "alert_desk", "coverage", "coverage_history", "search", "agents",
-                        "presence", "national_detail")),
+                        "presence", "national_detail", "annual_reports")),
 )
 
 

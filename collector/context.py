@@ -28,6 +28,7 @@ from collector.ports import (
     AgentDirectory,
     AlertDesk,
     AlertLedger,
+    AnnualReports,
     CoverageHistory,
     CoverageView,
     EventSearch,
@@ -88,6 +89,7 @@ class Ports:
     coverage: CoverageView | None = None
     coverage_history: CoverageHistory | None = None  # None: coverage.history is off
     national_detail: NationalLinkDetail | None = None  # set even when the link is not configured
+    annual_reports: AnnualReports | None = None  # the coverage component's report
 
 
 @dataclass

@@ -23,6 +23,8 @@ if TYPE_CHECKING:
     from collector.coverage.history import Snapshot
     from collector.coverage.model import CoverageReport
     from collector.national.metrics import LinkState
+    from collector.report.api import ReportFile
+    from collector.report.model import AnnualReport
     from collector.search.model import Scope, SearchRequest, SearchResult
     from collector.search.operators import Operator
 
@@ -125,3 +127,19 @@ class NationalLinkDetail(Protocol):
 
     @property
     def last_delivery(self) -> dict[str, float]: ...
+
+
+class AnnualReports(Protocol):
+    """The annual report as a principal may read it (collector.report.api.ReportAPI).
+
+    The scope rule (a unit viewer gets its unit's systems only; another unit answers as an
+    unknown one) lives behind ``produce``; ``GET /v1/reports/annual`` and the web console
+    both call it. The reader's mistakes raise ``ValueError`` with one line to show.
+    """
+
+    def years(self) -> tuple[int, int]: ...
+
+    def units(self, who: Principal) -> list[str]: ...
+
+    async def produce(self, who: Principal, *, year: str, unit: str = "", fmt: str = "json",
+                      lang: str = "vi") -> AnnualReport | ReportFile: ...

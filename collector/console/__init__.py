@@ -3,7 +3,7 @@
 ``setup(ctx)`` reads ``console:`` from collector.yaml and adds the routes and the
 security headers. It provides no port; it uses ``access`` (who is asking, the
 only authority), ``alert_desk``, ``coverage``, ``coverage_history``, ``search``, ``agents``,
-``presence`` and ``national_detail``; a page whose provider is off says so.
+``presence``, ``national_detail`` and ``annual_reports``; a page whose provider is off says so.
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ def setup(ctx: CollectorContext) -> None:
         return
     from collector.console.app import Console
     from collector.console.page import Deps
-    from collector.console.views import alerts, national, overview, search, system
+    from collector.console.views import alerts, national, overview, reports, search, system
 
     ports = ctx.ports
     if ports.access is None:
@@ -34,7 +34,8 @@ def setup(ctx: CollectorContext) -> None:
     deps = Deps(access=ports.access, inventory=ctx.inventory, agents=ports.agents,
                 presence=ports.presence, alerts=ports.alert_desk, coverage=ports.coverage,
                 history=ports.coverage_history,
-                search=ports.search, national=ports.national_detail)
+                search=ports.search, national=ports.national_detail,
+                reports=ports.annual_reports)
     console = Console(deps, config)
     ctx.app.on_response_prepare.append(add_headers)
     ctx.app.add_routes(console.routes([
@@ -48,4 +49,6 @@ def setup(ctx: CollectorContext) -> None:
         ("GET", "/ui/systems/{id}", system.system_page, True),
         ("GET", "/ui/systems/{id}/events", system.system_events, True),
         ("GET", "/ui/national", national.national_page, True),
+        ("GET", "/ui/reports", reports.reports_page, True),
+        ("GET", "/ui/reports/annual", reports.annual, True),
     ]))

@@ -23,6 +23,7 @@ MESSAGES: dict[str, tuple[str, str]] = {
     "nav.alerts": ("Cảnh báo", "Alerts"),
     "nav.search": ("Tìm kiếm", "Search"),
     "nav.national": ("Kết nối quốc gia", "National link"),
+    "nav.reports": ("Báo cáo", "Reports"),
     "nav.system": ("Hệ thống", "System"),
     "lang.switch": ("English", "Tiếng Việt"),
     "signed_in_as": ("Đăng nhập:", "Signed in as"),
@@ -174,6 +175,31 @@ MESSAGES: dict[str, tuple[str, str]] = {
     "result.failed": ("không đạt", "failed"),
     "n_systems": ("{n} hệ thống", "{n} systems"),
     "history": ("Lịch sử bao phủ (12 tháng, các lần thay đổi)", "Coverage history (12 months, changes)"),
+    "reports.title": ("Báo cáo", "Reports"),
+    "reports.off": ("Máy thu thập này chưa bật thành phần bao phủ (coverage) nên chưa có báo cáo.",
+                    "Reports need the coverage component, which is not enabled on this collector."),
+    "reports.annual": ("Báo cáo năm", "Annual report"),
+    "reports.annual.help": ("Báo cáo kết quả thực hiện gửi Sở Thông tin và Truyền thông (hạn trước "
+                            "ngày 25 tháng 12 hằng năm): hệ thống, phê duyệt cấp độ, 4 lớp bảo vệ "
+                            "theo lịch sử, kiểm tra đánh giá, cảnh báo, kết nối quốc gia, nghĩa "
+                            "vụ còn mở.",
+                            "The yearly results report to the Department of Information and "
+                            "Communications (due before 25 December): systems, level approval, "
+                            "the four layers from history, inspections, alerts, the national "
+                            "link, open obligations."),
+    "reports.year": ("Năm", "Year"),
+    "reports.format": ("Định dạng", "Format"),
+    "reports.format.docx": ("Word (.docx)", "Word (.docx)"),
+    "reports.format.xlsx": ("Excel (.xlsx)", "Excel (.xlsx)"),
+    "reports.format.pdf": ("PDF (.pdf)", "PDF (.pdf)"),
+    "reports.format.md": ("Văn bản (.md)", "Text (.md)"),
+    "reports.lang": ("Ngôn ngữ báo cáo", "Report language"),
+    "reports.all_units": ("Toàn tỉnh (mọi đơn vị)", "Whole province (every unit)"),
+    "reports.my_scope": ("Mọi hệ thống trong phạm vi của bạn", "Every system in your scope"),
+    "reports.download": ("Tải về", "Download"),
+    "reports.scope_note": ("Báo cáo chỉ gồm các hệ thống trong phạm vi của bạn, số tổng cũng vậy.",
+                           "The report covers the systems in your scope only, totals included."),
+    "reports.cli": ("Cùng báo cáo từ dòng lệnh:", "The same report from the command line:"),
     "day": ("Ngày", "Day"),
     "changed": ("Thay đổi", "Changed"),
 }

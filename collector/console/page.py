@@ -21,6 +21,7 @@ from collector.inventory import InventoryHolder
 from collector.ports import (
     AgentDirectory,
     AlertDesk,
+    AnnualReports,
     CoverageHistory,
     CoverageView,
     EventSearch,
@@ -45,6 +46,7 @@ class Deps:
     history: CoverageHistory | None
     search: EventSearch | None
     national: NationalLinkDetail | None
+    reports: AnnualReports | None = None
 
 
 @dataclass

@@ -72,10 +72,11 @@ def setup(ctx: CollectorContext) -> None:
     # The annual report (docs/reports.md): the year from this history, the same access rule.
     from collector.report.api import ReportAPI
 
-    ctx.app.add_routes(ReportAPI(ctx.inventory, cfg, access=ports.access,
-                                 history=history.store if history is not None else None,
-                                 alerts=ports.alerts, link=ports.national_link,
-                                 clock=service.clock).routes())
+    reports = ReportAPI(ctx.inventory, cfg, access=ports.access,
+                        history=history.store if history is not None else None,
+                        alerts=ports.alerts, link=ports.national_link, clock=service.clock)
+    ctx.app.add_routes(reports.routes())
+    ports.annual_reports = reports  # the web console's Báo cáo page asks the same
 
 
 def _history(ctx: CollectorContext, cfg: CoverageConfig, service: CoverageService) -> HistoryAPI:

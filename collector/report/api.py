@@ -11,8 +11,11 @@ from __future__ import annotations
 
 import asyncio
 import time
+import unicodedata
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from typing import Any, Protocol, runtime_checkable
+from urllib.parse import quote
 
 import orjson
 from aiohttp import web
@@ -23,10 +26,19 @@ from collector.alerts.access import Principal
 from collector.alerts.store import AlertFact
 from collector.coverage.config import CoverageConfig
 from collector.coverage.history import HistoryStore
+from collector.coverage.model import local_date
 from collector.inventory import Inventory, InventoryHolder
 from collector.ports import NationalLinkStatus, PrincipalResolver
 from collector.report.i18n import LANGS, text
-from collector.report.model import FORMATS, AnnualReport, Keep, build, check_year, period_of
+from collector.report.model import (
+    FORMATS,
+    MIN_YEAR,
+    AnnualReport,
+    Keep,
+    build,
+    check_year,
+    period_of,
+)
 
 
 @runtime_checkable
@@ -37,7 +49,43 @@ class AlertFacts(Protocol):
 
 
 class BadRequest(ValueError):
-    pass
+    """The reader's mistake (year, unit, format, language): one line in the report's language."""
+
+
+@dataclass(frozen=True)
+class ReportFile:
+    """A rendered report as it is downloaded: its bytes, media type and file name."""
+
+    body: bytes
+    media_type: str
+    filename: str  # may hold Vietnamese letters (a unit's name): see ``content_disposition``
+
+    def headers(self) -> dict[str, str]:
+        return {"Content-Type": self.media_type,
+                "Content-Disposition": content_disposition(self.filename)}
+
+
+def file_name(year: int, fmt: str, lang: str, unit: str = "") -> str:
+    """``bao-cao-2025.docx`` / ``annual-report-2025.docx``; a unit's report adds its name."""
+    stem = f"bao-cao-{year}" if lang == "vi" else f"annual-report-{year}"
+    return f"{stem} - {unit}.{fmt}" if unit else f"{stem}.{fmt}"
+
+
+def ascii_fold(name: str) -> str:
+    """The name without diacritics (đ -> d), for browsers that read only ``filename=``."""
+    folded = unicodedata.normalize("NFD", name.replace("đ", "d").replace("Đ", "D"))
+    plain = "".join(c for c in folded if c.isascii() and not unicodedata.combining(c))
+    return "".join(c if c.isalnum() or c in " .-_" else "_" for c in plain)
+
+
+def content_disposition(name: str) -> str:
+    """An attachment named ``name`` (RFC 6266): an ASCII ``filename`` every client reads, and
+    ``filename*`` in UTF-8 (RFC 8187, ex-5987) with the Vietnamese letters when there are any."""
+    plain = ascii_fold(name)
+    value = f'attachment; filename="{plain}"'
+    if plain != name:
+        value += f"; filename*=UTF-8''{quote(nfc(name), safe='')}"
+    return value
 
 
 def parse_year(value: str, now: float, cfg: CoverageConfig, lang: str) -> int:
@@ -103,39 +151,55 @@ class ReportAPI:
     def routes(self) -> list[web.RouteDef]:
         return [web.get("/v1/reports/annual", self.annual)]
 
+    def years(self) -> tuple[int, int]:
+        """The years a report can be asked for (2000 .. the current year in the province)."""
+        return MIN_YEAR, local_date(self.clock(), self.cfg).year
+
+    def units(self, who: Principal) -> list[str]:
+        """The units ``who`` may ask a report of (a unit with a system in its scope)."""
+        return visible_units(self.inventory.current, _keep(who))
+
+    async def produce(self, who: Principal, *, year: str, unit: str = "", fmt: str = "json",
+                      lang: str = "vi") -> AnnualReport | ReportFile:
+        """The report ``who`` may read, as the API and the web console serve it: the typed
+        report for ``json``, else the rendered file. ``BadRequest`` for the reader's mistakes;
+        a unit outside ``who``'s scope is refused exactly as an unknown one."""
+        if lang not in LANGS:
+            raise BadRequest(text("err.lang", "vi", value=lang))
+        if fmt not in (*FORMATS, "json"):
+            raise BadRequest(text("err.format", lang, value=fmt,
+                                  choices=", ".join((*FORMATS, "json"))))
+        now = self.clock()
+        inventory = self.inventory.current
+        keep = _keep(who)
+        unit = nfc(unit)
+        number = parse_year(year, now, self.cfg, lang)
+        check_unit(unit, inventory, keep, lang)
+        report = await asyncio.to_thread(gather, inventory, self.cfg, number, now,
+                                         history=self.history, alerts=self.alerts, unit=unit,
+                                         keep=keep, link=self.link)
+        if fmt == "json":
+            return report
+        from collector.report.render import MEDIA_TYPES, render
+
+        body = await asyncio.to_thread(render, report, fmt, lang)
+        return ReportFile(body, MEDIA_TYPES[fmt], file_name(number, fmt, lang, unit))
+
     async def annual(self, request: web.Request) -> web.Response:
         if self.access is None:
             raise web.HTTPForbidden(text="reports need collector.alerts for access control\n")
         who = await self.access.principal(request)
         q = request.query
-        lang = q.get("lang") or "vi"
-        if lang not in LANGS:
-            return _error(text("err.lang", "vi", value=lang))
-        fmt = q.get("format") or "json"
-        if fmt not in (*FORMATS, "json"):
-            return _error(text("err.format", lang, value=fmt, choices=", ".join((*FORMATS, "json"))))
-        now = self.clock()
-        inventory = self.inventory.current
-        keep = _keep(who)
-        unit = nfc(q.get("unit") or "")
         try:
-            year = parse_year(q.get("year") or "", now, self.cfg, lang)
-            check_unit(unit, inventory, keep, lang)
+            made = await self.produce(who, year=q.get("year") or "", unit=q.get("unit") or "",
+                                      fmt=q.get("format") or "json", lang=q.get("lang") or "vi")
         except BadRequest as exc:
             return _error(str(exc))
-        report = await asyncio.to_thread(gather, inventory, self.cfg, year, now,
-                                         history=self.history, alerts=self.alerts, unit=unit,
-                                         keep=keep, link=self.link)
-        if fmt == "json":  # levels are integer keys of ``counts``
-            return web.Response(body=orjson.dumps(report.to_dict(), option=orjson.OPT_NON_STR_KEYS),
-                                content_type="application/json")
-        from collector.report.render import MEDIA_TYPES, render
-
-        body = await asyncio.to_thread(render, report, fmt, lang)
-        name = f"bao-cao-{year}.{fmt}" if lang == "vi" else f"annual-report-{year}.{fmt}"
-        return web.Response(body=body, headers={
-            "Content-Type": MEDIA_TYPES[fmt],
-            "Content-Disposition": f'attachment; filename="{name}"'})
+        if isinstance(made, ReportFile):
+            return web.Response(body=made.body, headers=made.headers())
+        # levels are integer keys of ``counts``
+        return web.Response(body=orjson.dumps(made.to_dict(), option=orjson.OPT_NON_STR_KEYS),
+                            content_type="application/json")
 
 
 def _json(data: Any, status: int = 200) -> web.Response:

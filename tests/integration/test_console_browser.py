@@ -6,10 +6,13 @@ page go to docs/img/console-*.png (the ones docs/console.md shows)."""
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
+import openpyxl
 import pytest
+from docx import Document
 from selenium import webdriver
 from selenium.common.exceptions import NoSuchElementException, StaleElementReferenceException
 from selenium.webdriver.common.by import By
@@ -259,3 +262,70 @@ def test_a_unit_viewer_cannot_reach_another_units_system(driver, stack: Stack) -
     # the refused URL's 404 is the one console message expected
     no_errors(driver, allowed=("/ui/systems/cong-ttdt - Failed to load resource: the server "
                                "responded with a status of 404",))
+
+
+def downloads_to(driver: webdriver.Chrome, folder: Path) -> None:
+    """Let the headless browser save downloads, into ``folder`` (Chrome DevTools Protocol)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    driver.execute_cdp_cmd("Browser.setDownloadBehavior",
+                           {"behavior": "allow", "downloadPath": str(folder)})
+
+
+def downloaded(driver: webdriver.Chrome, folder: Path, suffix: str, stack: Stack) -> Path:
+    """The one finished file with ``suffix`` the browser saved (not its .crdownload)."""
+    def done(_: object) -> Path | bool:
+        found = [p for p in folder.iterdir() if p.name.endswith(suffix)]
+        return found[0] if len(found) == 1 else False
+    found = wait(driver, done, f"the downloaded {suffix} file in {folder}", stack)
+    assert isinstance(found, Path)
+    return found
+
+
+def test_reports_page_downloads_the_annual_report_in_scope(driver, stack: Stack,
+                                                           tmp_path: Path) -> None:
+    year = str(time.gmtime(time.time() + 7 * 3600).tm_year)  # the province's year (UTC+7)
+    # a unit viewer: the page offers its unit only; the Word file holds its unit only
+    sign_in(driver, stack, stack.seeded.viewer_yte)
+    driver.find_element(By.LINK_TEXT, "Báo cáo").click()
+    wait(driver, ec.presence_of_element_located((By.ID, "report-form")), "the reports page")
+    units = [o.get_attribute("value") for o in
+             Select(driver.find_element(By.ID, "report-unit")).options]
+    assert units == ["", YTE]
+    assert driver.find_element(By.ID, "report-year").get_attribute("value") == year
+    Select(driver.find_element(By.ID, "report-format")).select_by_value("docx")
+    mine = tmp_path / "viewer"
+    downloads_to(driver, mine)
+    driver.find_element(By.ID, "report-submit").click()
+    word = downloaded(driver, mine, ".docx", stack)
+    assert word.name == f"bao-cao-{year}.docx"
+    doc = Document(str(word))
+    text = "\n".join([p.text for p in doc.paragraphs] +
+                     [c.text for t in doc.tables for row in t.rows for c in row.cells])
+    assert "Hệ thống quản lý bệnh viện" in text and YTE in text
+    for other in ("Cổng thông tin điện tử tỉnh", "cong-ttdt", "UBND thành phố Huế"):
+        assert other not in text, other
+    # another unit by URL: refused as an unknown unit would be, and nothing downloaded
+    driver.get(f"{stack.url}/ui/reports/annual?year={year}&format=md&unit={TTTT}")
+    wait(driver, ec.presence_of_element_located((By.ID, "report-error")), "the refusal")
+    assert TTTT in driver.find_element(By.ID, "report-error").text  # its own words, echoed
+    assert [p.name for p in mine.iterdir()] == [word.name]
+    no_errors(driver, allowed=("/ui/reports/annual?year=", "status of 400"))
+    # the province's analyst: one unit's workbook, in English, named in Vietnamese
+    driver.delete_all_cookies()
+    sign_in(driver, stack, stack.seeded.analyst, "/ui/reports")
+    units = [o.get_attribute("value") for o in
+             Select(driver.find_element(By.ID, "report-unit")).options]
+    assert {TTTT, YTE} <= set(units)
+    shot(driver, "reports")
+    Select(driver.find_element(By.ID, "report-unit")).select_by_value(TTTT)
+    Select(driver.find_element(By.ID, "report-format")).select_by_value("xlsx")
+    Select(driver.find_element(By.ID, "report-lang")).select_by_value("en")
+    theirs = tmp_path / "analyst"
+    downloads_to(driver, theirs)
+    driver.find_element(By.ID, "report-submit").click()
+    book = downloaded(driver, theirs, ".xlsx", stack)
+    assert book.name == f"annual-report-{year} - {TTTT}.xlsx"  # the UTF-8 filename* was read
+    cells = [str(v) for ws in openpyxl.load_workbook(book, read_only=True).worksheets
+             for row in ws.iter_rows(values_only=True) for v in row if v is not None]
+    assert "Cổng thông tin điện tử tỉnh" in cells and "Hệ thống quản lý bệnh viện" not in cells
+    no_errors(driver)

@@ -193,3 +193,52 @@ async def test_language_switch_and_number_formats(console) -> None:
         async with http.get(f"{running.url}/ui/lang/vi", params={"next": "https://evil.example/"},
                             allow_redirects=False) as r:
             assert r.headers["Location"] == "/ui/overview"
+
+
+async def test_reports_page_downloads_the_annual_report_within_the_viewers_scope(console) -> None:
+    """The Báo cáo page's download is the API's report: a unit viewer's file holds its unit
+    only, and another unit is refused exactly as an unknown one (no file, the report's words)."""
+    running, seeded = console
+    year = str(running.ctx.ports.annual_reports.years()[1])  # type: ignore[union-attr]
+    async with console_session(running.ca) as http:
+        await sign_in(http, running.url, seeded.viewer_yte)
+        status, html, h = await _get(http, f"{running.url}/ui/reports")
+        assert status == 200 and 'href="/ui/reports" aria-current="page"' in html
+        units = re.findall(r'<option value="([^"]*)"', html.split('id="report-unit"')[1]
+                           .split("</select>")[0])
+        assert units == ["", YTE]  # its scope, then its unit: never another unit's name
+        assert "<script>" not in html and " style=" not in html
+        async with http.get(f"{running.url}/ui/reports/annual",
+                            params={"year": year, "format": "md", "lang": "vi", "unit": ""}) as r:
+            assert r.status == 200
+            assert r.headers["Content-Type"] == "text/markdown; charset=utf-8"
+            assert r.headers["Content-Disposition"] == f'attachment; filename="bao-cao-{year}.md"'
+            assert "frame-ancestors 'none'" in r.headers["Content-Security-Policy"]
+            text = await r.text()
+        assert "Hệ thống quản lý bệnh viện" in text and YTE in text
+        for other in (TTTT, "Cổng thông tin điện tử tỉnh", "cong-ttdt", "UBND thành phố Huế"):
+            assert other not in text, other
+        # another unit by URL: the same refusal as a unit that does not exist
+        refused = {}
+        for unit in (TTTT, "Sở Không Có"):
+            status, html, h = await _get(http, f"{running.url}/ui/reports/annual",
+                                         params={"year": year, "format": "docx", "unit": unit})
+            assert status == 400 and "Content-Disposition" not in h
+            assert h["Content-Type"].startswith("text/html")
+            refused[unit] = re.search(r'id="report-error">(.*?)</div>', html, re.S).group(1)  # type: ignore[union-attr]
+        assert refused[TTTT].replace(TTTT, "?") == refused["Sở Không Có"].replace("Sở Không Có", "?")
+        status, html, _ = await _get(http, f"{running.url}/ui/reports/annual",
+                                     params={"year": "1999", "format": "pdf"})
+        assert status == 400 and "1999" in html
+    async with console_session(running.ca) as http:
+        await sign_in(http, running.url, seeded.analyst)
+        async with http.get(f"{running.url}/ui/reports/annual",
+                            params={"year": year, "format": "xlsx", "lang": "en", "unit": TTTT}) as r:
+            assert r.status == 200 and r.headers["Content-Type"].endswith("spreadsheetml.sheet")
+            # a Vietnamese unit name: ASCII for old clients, UTF-8 for the rest (RFC 6266/8187)
+            assert r.headers["Content-Disposition"] == (
+                f'attachment; filename="annual-report-{year} - So Thong tin va Truyen thong.xlsx"; '
+                f"filename*=UTF-8''annual-report-{year}%20-%20S%E1%BB%9F%20Th%C3%B4ng%20tin%20"
+                "v%C3%A0%20Truy%E1%BB%81n%20th%C3%B4ng.xlsx")
+            body = await r.read()
+        assert body[:2] == b"PK"  # a zip: the workbook (the browser test reads one back)

@@ -295,7 +295,13 @@ async def test_api_scoped_operator_gets_its_unit_only(api: TestClient, tmp_path:
                       headers=admin(tmp_path))
     assert r.status == 200 and r.content_type == "application/pdf"
     assert (await r.read())[:5] == b"%PDF-"
-    assert 'filename="bao-cao-2025.pdf"' in r.headers["Content-Disposition"]
+    # a unit's report is named for it: ASCII for every client, UTF-8 (NFC) for the rest
+    assert r.headers["Content-Disposition"] == (
+        'attachment; filename="bao-cao-2025 - So Y te.pdf"; '
+        "filename*=UTF-8''bao-cao-2025%20-%20S%E1%BB%9F%20Y%20t%E1%BA%BF.pdf")
+    r = await api.get("/v1/reports/annual", params={"year": "2025", "format": "md"},
+                      headers=admin(tmp_path))
+    assert r.headers["Content-Disposition"] == 'attachment; filename="bao-cao-2025.md"'
 
 
 @pytest.mark.parametrize("params, error", [
