@@ -109,6 +109,12 @@ class CoverageHistory(Protocol):
 
     def trend(self, system: str, since: dt.date, until: dt.date) -> list[Snapshot]: ...
 
+    def at(self, day: dt.date) -> list[Snapshot]:
+        """Per system, the last snapshot on or before ``day`` (removed systems left out)."""
+        ...
+
+    def first_day(self) -> dt.date | None: ...
+
 
 class EventSearch(Protocol):
     """Event search within an operator scope (collector.search.SearchService)."""

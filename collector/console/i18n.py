@@ -200,6 +200,12 @@ MESSAGES: dict[str, tuple[str, str]] = {
     "reports.scope_note": ("Báo cáo chỉ gồm các hệ thống trong phạm vi của bạn, số tổng cũng vậy.",
                            "The report covers the systems in your scope only, totals included."),
     "reports.cli": ("Cùng báo cáo từ dòng lệnh:", "The same report from the command line:"),
+    "trend.note": ("▲▼: thay đổi (điểm phần trăm) của tỉnh và từng đơn vị so với ngày {day}, "
+                   "theo lịch sử bao phủ.",
+                   "▲▼: change (percentage points) of the province and each unit since {day}, "
+                   "from the coverage history."),
+    "trend.points": ("{n} điểm", "{n} pts"),
+    "trend.was": ("ngày {day}: {pct}", "on {day}: {pct}"),
     "day": ("Ngày", "Day"),
     "changed": ("Thay đổi", "Changed"),
 }

@@ -8,7 +8,7 @@ the ``alert_desk``, ``coverage`` and ``search`` ports), applied the same way.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
@@ -16,6 +16,7 @@ from aiohttp import web
 from collector.alerts.access import Principal
 from collector.console.format import Formatter
 from collector.console.session import Session
+from collector.console.views.trend import Baseline
 from collector.fleet import Presence
 from collector.inventory import InventoryHolder
 from collector.ports import (
@@ -47,6 +48,7 @@ class Deps:
     search: EventSearch | None
     national: NationalLinkDetail | None
     reports: AnnualReports | None = None
+    baseline: Baseline = field(default_factory=Baseline)  # the overview trend's past day
 
 
 @dataclass

@@ -24,7 +24,16 @@ from collector.alerts.store import AlertStore
 from national_center.local import prepare as prepare_center
 from tests.fixtures.browser import console_errors, start_browser
 from tests.fixtures.common import free_port
-from tests.fixtures.console import INVENTORY, ROOT, TTTT, YTE, Seeded, alert_doc, seed
+from tests.fixtures.console import (
+    INVENTORY,
+    ROOT,
+    TTTT,
+    YTE,
+    Seeded,
+    alert_doc,
+    seed,
+    trend_day,
+)
 from tests.fixtures.procs import AgentProc, CollectorProc, _spawn, diagnose
 
 pytestmark = pytest.mark.integration
@@ -131,6 +140,11 @@ def test_sign_in_and_overview_of_the_example_inventory(driver, stack: Stack) -> 
                  "chưa có đội ứng cứu tại chỗ"):
         assert text in table, text
     assert "Nguyễn Văn An" in driver.find_element(By.CLASS_NAME, "who").text
+    # the trend from the coverage history (seeded 40 days back: no on-site team anywhere then)
+    note = driver.find_element(By.ID, "trend-note").text
+    assert trend_day().strftime("%d/%m/%Y") in note
+    first = driver.find_element(By.CSS_SELECTOR, "tr.rollup.province td.layer .trend")
+    assert "trend up" in (first.get_attribute("class") or "") and first.text.startswith("▲ +")
     shot(driver, "overview")
     no_errors(driver)
 

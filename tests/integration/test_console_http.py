@@ -11,7 +11,17 @@ import aiohttp
 import pytest
 
 from tests.fixtures.collector import RunningCollector, start_collector
-from tests.fixtures.console import INVENTORY, TTTT, YTE, Seeded, console_session, hidden, seed, sign_in
+from tests.fixtures.console import (
+    INVENTORY,
+    TTTT,
+    YTE,
+    Seeded,
+    console_session,
+    hidden,
+    seed,
+    sign_in,
+    trend_day,
+)
 
 pytestmark = pytest.mark.integration
 
@@ -242,3 +252,38 @@ async def test_reports_page_downloads_the_annual_report_within_the_viewers_scope
                 "v%C3%A0%20Truy%E1%BB%81n%20th%C3%B4ng.xlsx")
             body = await r.read()
         assert body[:2] == b"PK"  # a zip: the workbook (the browser test reads one back)
+
+
+def _trend_cells(html: str, row_class: str) -> list[str]:
+    """The trend texts of the first rollup row of ``row_class`` (province or unit)."""
+    row = html.split(f'<tr class="rollup {row_class}">', 1)[1].split("</tr>", 1)[0]
+    return [re.sub(r"<[^>]+>", "", m).strip() for m in
+            re.findall(r'<span class="trend [a-z]+"[^>]*>(.*?)</span></span>', row, re.S)]
+
+
+async def test_overview_trend_from_history_within_the_viewers_scope(console) -> None:
+    """Each layer's province and unit figure beside its change since 30 days ago, from the
+    coverage history (its first snapshot: no unit had an on-site team; now some have)."""
+    running, seeded = console
+    day = trend_day().strftime("%d/%m/%Y")
+    async with console_session(running.ca) as http:
+        await sign_in(http, running.url, seeded.analyst)
+        _, html, _ = await _get(http, f"{running.url}/ui/overview")
+        assert f"so với ngày {day}" in html
+        now = running.ctx.ports.coverage.report_for(None)  # type: ignore[union-attr]
+        onsite = round(now.province_rollup.layers["onsite"] * 100)
+        assert onsite > 0
+        cells = _trend_cells(html, "province")
+        assert len(cells) == 4 and cells[0].startswith(f"▲ +{onsite} điểm")
+        assert f"ngày {day}: 0%" in cells[0]
+        province_then = [c.rsplit(": ", 1)[1] for c in cells]
+    async with console_session(running.ca) as http:
+        await sign_in(http, running.url, seeded.viewer_yte)
+        _, html, _ = await _get(http, f"{running.url}/ui/overview")
+        # the viewer's province row is its unit's systems then and now, never the province's:
+        # the history's figures restricted to Sở Y tế (monitoring then: 0 %, the province's 33 %)
+        cells = _trend_cells(html, "province")
+        then = [c.rsplit(": ", 1)[1] for c in cells]
+        assert then == ["0%", "0%", "0%", "0%"], cells
+        assert province_then[1] == "33,3%"
+        assert TTTT not in html

@@ -1,7 +1,9 @@
 """Tổng quan / overview: province -> units -> systems, the four layers with the reason for every gap.
 
 The report is the coverage service's, restricted to the principal's scope by the
-service itself (``report_for``), so a unit viewer's totals are over its systems only.
+service itself (``report_for``), so a unit viewer's totals are over its systems only;
+the trend beside each province and unit figure is the coverage history's, restricted
+with the same scope function (``views/trend.py``).
 """
 
 from __future__ import annotations
@@ -9,6 +11,7 @@ from __future__ import annotations
 from typing import Any
 
 from collector.console.page import Page
+from collector.console.views.trend import trend
 from collector.coverage.model import LAYERS, SystemCoverage
 
 
@@ -32,7 +35,7 @@ def plan_key(s: SystemCoverage) -> str:
 async def overview(page: Page) -> tuple[str, dict[str, Any]]:
     coverage = page.deps.coverage
     if coverage is None:
-        return "overview.html", {"report": None, "groups": [], "layers": LAYERS}
+        return "overview.html", {"report": None, "groups": [], "layers": LAYERS, "trend": None}
     report = coverage.report_for(page.allows_fn)
     by_unit: dict[str, list[SystemCoverage]] = {}
     for s in report.systems:
@@ -40,4 +43,13 @@ async def overview(page: Page) -> tuple[str, dict[str, Any]]:
     groups = [(u, by_unit.get(u.name, [])) for u in report.units if by_unit.get(u.name)]
     return "overview.html", {"report": report, "groups": groups, "layers": LAYERS,
                              "state_of": state_of, "approval_key": approval_key,
-                             "plan_key": plan_key}
+                             "plan_key": plan_key,
+                             "trend": trend(page.deps.history, page.deps.baseline, report,
+                                            page.allows_fn),
+                             "delta": delta}
+
+
+def delta(now: float, then: float) -> tuple[str, int]:
+    """The change in percentage points, as (CSS class, rounded points)."""
+    points = round((now - then) * 100)
+    return ("up" if points > 0 else "down" if points < 0 else "flat"), points
