@@ -37,6 +37,7 @@ _KW_KEY = "(CASE WHEN j.type IN ('true','false') THEN j.type ELSE CAST(j.value A
 
 
 WALK_TIME_INDEX = 2_000  # matches from which the newest page is found along events_ts
+RANGE_BUCKETS = 200  # histograms of up to this many buckets are counted bucket by bucket
 
 
 class StoreMissing(Exception):
@@ -92,14 +93,9 @@ class StoreBackend:
         where, params = to_sql(node)
         result = SearchResult(backend=self.name)
         if request.histogram_ms:
-            # One pass for both: every match falls in one bucket of the range, so the
-            # buckets add up to the total (the web console always asks for a histogram).
-            step = request.histogram_ms
-            rows = db.execute(
-                f"SELECT (ts / ?) * ? AS b, COUNT(*) FROM events WHERE {where} GROUP BY b",
-                [step, step, *params],
-            ).fetchall()
-            counts = {int(b): n for b, n in rows}
+            # Every match falls in one bucket of the range, so the buckets add up to the
+            # total (the web console always asks for a histogram): no separate count.
+            counts = _histogram(db, request, where, params)
             result.histogram = fill_histogram(counts, request)
             result.total = sum(counts.values())
         else:
@@ -133,6 +129,38 @@ class StoreBackend:
 
     async def close(self) -> None:
         self._executor.shutdown(wait=False)
+
+
+def _histogram(db: sqlite3.Connection, request: SearchRequest, where: str,
+               params: list[Any]) -> dict[int, int]:
+    """Matches per bucket start (epoch ms), the buckets of ``fill_histogram``.
+
+    ``GROUP BY ts / step`` sorts every match through a temporary B-tree: 270 ms of the
+    370 ms search of ``*`` over 1,000,000 events (bench/console.py). A ``COUNT(*)`` per
+    bucket, with the bucket's bounds on ``ts`` added to the filter, lets SQLite count
+    along an index range instead (``events_ts``, or ``(dataset, ts)`` / ``(system_id,
+    ts)`` for those filters): 82 ms for the same 49 buckets. The buckets partition the
+    range exactly as ``ts / step`` does (timestamps are positive), so the counts are the
+    same. Past ``RANGE_BUCKETS`` (a fine interval the API may ask for) one grouped pass
+    is cheaper than that many statements.
+    """
+    assert request.histogram_ms
+    step = request.histogram_ms
+    first = (request.start_ms // step) * step
+    last = ((request.end_ms - 1) // step) * step
+    if (last - first) // step + 1 > RANGE_BUCKETS or first < 0:
+        rows = db.execute(
+            f"SELECT (ts / ?) * ? AS b, COUNT(*) FROM events WHERE {where} GROUP BY b",
+            [step, step, *params],
+        ).fetchall()
+        return {int(b): n for b, n in rows}
+    sql = f"SELECT COUNT(*) FROM events WHERE events.ts >= ? AND events.ts < ? AND ({where})"
+    counts = {}
+    for key in range(first, last + 1, step):
+        n = db.execute(sql, [key, key + step, *params]).fetchone()[0]
+        if n:
+            counts[key] = n
+    return counts
 
 
 def _key(kind: str, k: Any) -> Any:
