@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING
 from collector.coverage.config import load_coverage_config
 from collector.notify.channels.build import build_channel
 from collector.notify.config import Notifications, parse_notify_config
+from collector.notify.links import default_console_url
 from collector.notify.metrics import NotifyMetrics, OutboxCollector
 from collector.notify.outbox import Outbox
 from collector.notify.router import Router
@@ -43,6 +44,8 @@ def setup(ctx: CollectorContext) -> None:
     notif = parse_notify_config(ctx.config.notifications, ctx.source)
     if not notif.channels:
         return
+    if not notif.config.console_url:  # messages link to the collector's own console
+        notif.config.console_url = default_console_url(ctx.config)
     outbox = Outbox(ctx.state_dir / OUTBOX_FILE)
     router = Router(notif, ctx.inventory, escalation_deadlines(ctx, notif))
     channels = {name: build_channel(name, cfg) for name, cfg in notif.channels.items()}
