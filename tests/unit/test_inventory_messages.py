@@ -186,3 +186,15 @@ def test_a_message_is_its_english_text_and_pickles_with_both() -> None:
     assert m.render("vi") == "tại dòng 3: 'Sở Y tế'"
     back = pickle.loads(pickle.dumps(m))
     assert back == m and back.render("vi") == m.render("vi")
+
+
+def test_coverage_command_errors_follow_the_language(capsys: pytest.CaptureFixture[str],
+                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("CANHGAC_LANG", "vi")
+    assert main(["coverage", "--since", "1y"]) == 2
+    assert capsys.readouterr().err == ("canhgac: lỗi: --since cho xu hướng của một hệ thống: "
+                                       "thêm --system ID\n")
+    assert main(["coverage", "--at", "20250630", "--lang", "en"]) == 2
+    assert capsys.readouterr().err.startswith("canhgac: error: --at: not a date: '20250630'")
+    assert main(["coverage", "--at", "20250630"]) == 2
+    assert capsys.readouterr().err.startswith("canhgac: lỗi: --at: không phải ngày: '20250630'")
