@@ -20,10 +20,14 @@ from agent.probes import PROBES, load_probe_class
 from agent.probes.base import Probe, ProbeConfig
 from canhgac.config import Duration, Secret, field_meta, load_file, load_section
 from canhgac.errors import ConfigError
+from canhgac.message import Message
 
 log = logging.getLogger(__name__)
 
 MiB = 1024 * 1024
+
+
+_POSITIVE = Message("must be greater than 0", "phải lớn hơn 0")
 
 
 @dataclass
@@ -47,11 +51,12 @@ class CollectorClientConfig:
     def validate(self) -> tuple[str, str] | None:
         if self.url and not self.url.startswith("https://"):
             # TLS on every hop: events and the bearer token never travel in clear.
-            return ("url", f"must start with https:// (got {self.url!r})")
+            return ("url", Message("must start with https:// (got {url!r})",
+                                   "phải bắt đầu bằng https:// (đang là {url!r})", url=self.url))
         if self.flush_interval <= 0:
-            return ("flush_interval", "must be greater than 0")
+            return ("flush_interval", _POSITIVE)
         if self.timeout <= 0:
-            return ("timeout", "must be greater than 0")
+            return ("timeout", _POSITIVE)
         return None
 
 
@@ -74,7 +79,7 @@ class AgentConfig:
 
     def validate(self) -> tuple[str, str] | None:
         if self.heartbeat_interval is not None and self.heartbeat_interval < 1:
-            return ("heartbeat_interval", "must be at least 1s")
+            return ("heartbeat_interval", Message("must be at least 1s", "phải từ 1s trở lên"))
         for name in self.probes:
             if name not in PROBES:
                 known = ", ".join(sorted(PROBES))
@@ -113,7 +118,8 @@ def _raw_section(raw: Any, source: str, name: str) -> dict[str, Any]:
         return {"enabled": raw}
     if isinstance(raw, dict):
         return raw
-    raise ConfigError(source, f"probes.{name}", "expected a mapping, true or false")
+    raise ConfigError(source, f"probes.{name}", Message(
+        "expected a mapping, true or false", "cần một ánh xạ khóa: giá trị, true hoặc false"))
 
 
 def resolve_probes(cfg: AgentConfig, source: str) -> list[ProbeSpec]:

@@ -97,6 +97,34 @@ def run_command(func: Callable[[argparse.Namespace], Any], args: argparse.Namesp
     return int(result or 0)
 
 
+def error_lang(argv: Sequence[str]) -> str:
+    """The language of an error: the command's ``--lang`` if it has one, else as
+    canhgac.lang decides. Never fails — a bad language value is itself reported."""
+    from canhgac.lang import DEFAULT_LANG, resolve_lang
+
+    explicit = None
+    for i, arg in enumerate(argv):
+        if arg == "--lang" and i + 1 < len(argv):
+            explicit = argv[i + 1]
+        elif arg.startswith("--lang="):
+            explicit = arg.partition("=")[2]
+    for choice in (explicit, None):
+        try:
+            return resolve_lang(choice)
+        except ValueError:
+            continue
+    return DEFAULT_LANG
+
+
+def _report(exc: UserError, argv: Sequence[str]) -> int:
+    lang = error_lang(argv)
+    text = exc.render(lang)
+    # "lỗi" only before a text that is Vietnamese too (some errors exist in English only)
+    label = "lỗi" if lang == "vi" and text != str(exc) else "error"
+    print(f"canhgac: {label}: {text}", file=sys.stderr)
+    return exc.exit_code
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     from canhgac import logs
 
@@ -104,8 +132,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         parser = build_parser(_command_named(argv))
     except UserError as exc:
-        print(f"canhgac: error: {exc}", file=sys.stderr)
-        return exc.exit_code
+        return _report(exc, argv)
     args = parser.parse_args(argv)
     logs.setup(args.log_level, args.log_format)
     func = getattr(args, "func", None)
@@ -115,8 +142,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return run_command(func, args)
     except UserError as exc:
-        print(f"canhgac: error: {exc}", file=sys.stderr)
-        return exc.exit_code
+        return _report(exc, argv)
     except KeyboardInterrupt:
         return 130
     except BrokenPipeError:

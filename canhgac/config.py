@@ -19,7 +19,8 @@ from typing import Any, Literal, TypeVar, get_args, get_origin, get_type_hints
 
 import yaml
 
-from canhgac.errors import ConfigError
+from canhgac.errors import TOP_LEVEL, ConfigError
+from canhgac.message import EMPTY, Message
 from canhgac.timeutil import parse_duration
 
 T = TypeVar("T")
@@ -42,22 +43,28 @@ def field_meta(doc: str = "", *, min: float | None = None, max: float | None = N
     return {"doc": doc, "min": min, "max": max}
 
 
+_KINDS = (
+    (bool, Message("boolean", "true/false")),
+    (int, Message("integer", "số nguyên")),
+    (float, Message("number", "số")),
+    (str, Message("string", "chuỗi")),
+    (list, Message("list", "danh sách")),
+    (dict, Message("mapping", "ánh xạ khóa: giá trị")),
+)
+
+
 def _describe(value: Any) -> str:
     if value is None:
         return "null"
-    if isinstance(value, bool):
-        return "boolean"
-    if isinstance(value, int):
-        return "integer"
-    if isinstance(value, float):
-        return "number"
-    if isinstance(value, str):
-        return "string"
-    if isinstance(value, list):
-        return "list"
-    if isinstance(value, dict):
-        return "mapping"
+    for kind, name in _KINDS:  # bool before int: True is an int too
+        if isinstance(value, kind):
+            return name
     return type(value).__name__
+
+
+def _expected(en: str, vi: str, value: Any) -> Message:
+    return Message(f"expected {en}, got {{got}}", f"cần {vi}, đang là {{got}}",
+                   got=_describe(value))
 
 
 def _expand_env(value: str, source: str, path: str) -> str:
@@ -67,7 +74,9 @@ def _expand_env(value: str, source: str, path: str) -> str:
             return os.environ[name]
         if default is not None:
             return default
-        raise ConfigError(source, path, f"environment variable {name} is not set")
+        raise ConfigError(source, path, Message("environment variable {name} is not set",
+                                                "biến môi trường {name} chưa được đặt",
+                                                name=name))
 
     return _ENV.sub(repl, value)
 
@@ -95,22 +104,25 @@ def convert(value: Any, tp: Any, source: str, path: str) -> Any:
                 return convert(value, arg, source, path)
             except ConfigError as exc:
                 errors.append(exc.problem)
-        raise ConfigError(source, path, errors[0] if len(errors) == 1 else " or ".join(errors))
+        raise ConfigError(source, path, errors[0] if len(errors) == 1 else _either(errors))
     if origin is Literal:
         allowed = get_args(tp)
         if value not in allowed:
             choices = ", ".join(repr(a) for a in allowed)
-            raise ConfigError(source, path, f"must be one of {choices}, got {value!r}")
+            raise ConfigError(source, path, Message(
+                "must be one of {choices}, got {value!r}",
+                "phải là một trong {choices}, đang là {value!r}", choices=choices, value=value))
         return value
     if origin in (list, tuple):
         if not isinstance(value, list):
-            raise ConfigError(source, path, f"expected a list, got {_describe(value)}")
+            raise ConfigError(source, path, _expected("a list", "một danh sách", value))
         (item_tp, *_) = get_args(tp) or (Any,)
         items = [convert(v, item_tp, source, _join(path, i)) for i, v in enumerate(value)]
         return tuple(items) if origin is tuple else items
     if origin is dict:
         if not isinstance(value, dict):
-            raise ConfigError(source, path, f"expected a mapping, got {_describe(value)}")
+            raise ConfigError(source, path, _expected("a mapping", "một ánh xạ khóa: giá trị",
+                                                      value))
         key_tp, val_tp = get_args(tp) or (str, Any)
         out = {}
         for k, v in value.items():
@@ -129,22 +141,29 @@ def convert(value: Any, tp: Any, source: str, path: str) -> Any:
             raise ConfigError(source, path, str(exc)) from None
     if tp is bool:
         if not isinstance(value, bool):
-            raise ConfigError(source, path, f"expected true or false, got {_describe(value)}")
+            raise ConfigError(source, path, _expected("true or false", "true hoặc false", value))
         return value
     if tp is int:
         if isinstance(value, bool) or not isinstance(value, int):
-            raise ConfigError(source, path, f"expected an integer, got {_describe(value)}")
+            raise ConfigError(source, path, _expected("an integer", "một số nguyên", value))
         return value
     if tp is float:
         if isinstance(value, bool) or not isinstance(value, int | float):
-            raise ConfigError(source, path, f"expected a number, got {_describe(value)}")
+            raise ConfigError(source, path, _expected("a number", "một số", value))
         return float(value)
     if tp in (str, Secret, Path):
         if isinstance(value, bool) or not isinstance(value, str | int | float):
-            raise ConfigError(source, path, f"expected a string, got {_describe(value)}")
+            raise ConfigError(source, path, _expected("a string", "một chuỗi", value))
         text = _expand_env(str(value), source, path)
         return tp(text)
     raise ConfigError(source, path, f"unsupported type {tp!r}")  # pragma: no cover
+
+
+def _either(problems: list[str]) -> Message:
+    """Every way a value could have been right, each in the reader's language."""
+    names = [f"{{p{i}}}" for i in range(len(problems))]
+    return Message(" or ".join(names), " hoặc ".join(names),
+                   **{f"p{i}": p for i, p in enumerate(problems)})
 
 
 def did_you_mean(word: str, choices: typing.Iterable[str]) -> str:
@@ -152,7 +171,8 @@ def did_you_mean(word: str, choices: typing.Iterable[str]) -> str:
     import difflib
 
     close = difflib.get_close_matches(word, list(choices), n=1, cutoff=0.75)
-    return f" (did you mean {close[0]!r}?)" if close else ""
+    return Message(" (did you mean {close!r}?)", " (có phải {close!r}?)",
+                   close=close[0]) if close else EMPTY
 
 
 def yaml_lines(text: str) -> dict[str, int]:
@@ -198,7 +218,8 @@ def load_section(data: Any, cls: type[T], source: str, path: str = "", *,
     if data is None:
         data = {}
     if not isinstance(data, dict):
-        raise ConfigError(source, path or "(top level)", f"expected a mapping, got {_describe(data)}")
+        raise ConfigError(source, path or TOP_LEVEL,
+                          _expected("a mapping", "một ánh xạ khóa: giá trị", data))
     hints = get_type_hints(cls)
     fields = {f.name: f for f in dataclasses.fields(cls)}  # type: ignore[arg-type]
     aliases = {name.replace("_", "-"): name for name in fields}
@@ -207,23 +228,29 @@ def load_section(data: Any, cls: type[T], source: str, path: str = "", *,
         key = str(raw_key)
         name = key if key in fields else aliases.get(key)
         if name is None:
-            raise ConfigError(source, _join(path, key), f"unknown key{did_you_mean(key, fields)} "
-                              f"(known keys: {', '.join(sorted(fields))})")
+            raise ConfigError(source, _join(path, key), Message(
+                "unknown key{hint} (known keys: {known})",
+                "khóa không hợp lệ{hint} (các khóa hợp lệ: {known})",
+                hint=did_you_mean(key, fields), known=", ".join(sorted(fields))))
         sub = _join(path, key)
         value = convert(raw_value, hints[name], source, sub)
         meta = fields[name].metadata
         if isinstance(value, int | float) and not isinstance(value, bool):
             lo, hi = meta.get("min"), meta.get("max")
             if lo is not None and value < lo:
-                raise ConfigError(source, sub, f"must be at least {lo}, got {value}")
+                raise ConfigError(source, sub, Message("must be at least {lo}, got {value}",
+                                                       "phải từ {lo} trở lên, đang là {value}",
+                                                       lo=lo, value=value))
             if hi is not None and value > hi:
-                raise ConfigError(source, sub, f"must be at most {hi}, got {value}")
+                raise ConfigError(source, sub, Message("must be at most {hi}, got {value}",
+                                                       "phải từ {hi} trở xuống, đang là {value}",
+                                                       hi=hi, value=value))
         kwargs[name] = value
     for name, f in fields.items():
         if name not in kwargs and f.default is dataclasses.MISSING and (
             f.default_factory is dataclasses.MISSING
         ):
-            raise ConfigError(source, _join(path, name), "is required")
+            raise ConfigError(source, _join(path, name), Message("is required", "bắt buộc phải có"))
     obj = cls(**kwargs)
     check = getattr(obj, "validate", None) if validate else None
     if callable(check):
@@ -258,25 +285,32 @@ def read_yaml_documents(path: str | Path) -> list[Any]:
     try:
         text = p.read_text(encoding="utf-8")
     except FileNotFoundError:
-        raise ConfigError(str(p), "", "file not found") from None
+        raise ConfigError(str(p), "", Message("file not found", "không tìm thấy tệp")) from None
     except UnicodeDecodeError as exc:
-        raise ConfigError(str(p), "", f"not UTF-8 text ({exc.reason} at byte {exc.start})") from None
+        raise ConfigError(str(p), "", Message("not UTF-8 text ({reason} at byte {at})",
+                                              "không phải văn bản UTF-8 ({reason} ở byte {at})",
+                                              reason=exc.reason, at=exc.start)) from None
     except OSError as exc:
         raise ConfigError(str(p), "", exc.strerror or str(exc)) from None
     try:
         return list(yaml.load_all(text, Loader=StrictLoader))
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
-        where = f"line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        where = Message("line {line}, column {column}", "dòng {line}, cột {column}",
+                        line=mark.line + 1, column=mark.column + 1) if mark else ""
         problem = getattr(exc, "problem", None) or str(exc)
-        raise ConfigError(str(p), where, f"invalid YAML: {problem}") from None
+        raise ConfigError(str(p), where, Message("invalid YAML: {problem}",
+                                                 "YAML không hợp lệ: {problem}",
+                                                 problem=problem)) from None
 
 
 def read_yaml(path: str | Path) -> Any:
     """Parse a single-document YAML file strictly (see read_yaml_documents)."""
     docs = read_yaml_documents(path)
     if len(docs) > 1:
-        raise ConfigError(str(path), "", "holds several YAML documents (---); expected one")
+        raise ConfigError(str(path), "", Message(
+            "holds several YAML documents (---); expected one",
+            "chứa nhiều tài liệu YAML (---); chỉ được có một"))
     return docs[0] if docs else None
 
 

@@ -30,6 +30,7 @@ from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
 from canhgac.errors import ConfigError
+from canhgac.message import Message
 from canhgac.schema import PRIORITY_SECURITY
 from canhgac.tasks import cancel_and_wait
 from canhgac.tls import issue_cert, make_ca, server_context
@@ -68,8 +69,10 @@ def _select(config: CollectorConfig, source: str,
     known = {c.name: c for c in COMPONENTS}
     for i, name in enumerate(config.components):
         if name not in known:
-            raise ConfigError(source, f"components[{i}]",
-                              f"unknown component {name!r} (known: {', '.join(known)})")
+            raise ConfigError(source, f"components[{i}]", Message(
+                "unknown component {name!r} (known: {known})",
+                "thành phần không hợp lệ {name!r} (các thành phần: {known})",
+                name=name, known=", ".join(known)))
     return tuple(c for c in COMPONENTS if c.name in config.components)
 
 
@@ -300,8 +303,10 @@ async def serve(
     try:
         runner, site = await listen(ctx, config.listen.host, config.listen.port, ssl_ctx)
     except OSError as exc:
-        raise ConfigError(source, "listen", f"cannot listen on {config.listen.host}:"
-                          f"{config.listen.port}: {exc.strerror or exc}") from None
+        raise ConfigError(source, "listen", Message(
+            "cannot listen on {host}:{port}: {why}", "không mở được cổng {host}:{port}: {why}",
+            host=config.listen.host, port=config.listen.port,
+            why=exc.strerror or str(exc))) from None
     scheme = "https" if ssl_ctx else "http"
     port = site.port
     log.info("collector listening on %s://%s:%s (state %s%s)", scheme, config.listen.host, port,

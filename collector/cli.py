@@ -64,6 +64,8 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     ls = csub.add_parser("agents", help="list enrolled agents")
     _state_args(ls)
     ls.add_argument("--format", choices=["table", "json"], default="table")
+    ls.add_argument("--lang", default=None, metavar="vi|en",
+                    help="language of the table (default: CANHGAC_LANG, the locale, vi)")
     ls.set_defaults(func=cmd_agents)
 
     for name in EXTENSIONS:
@@ -204,6 +206,23 @@ def cmd_revoke(args: argparse.Namespace) -> int:
     return 0
 
 
+# `collector agents` in the reader's language; flags loud in both (issue 9: fleet consistency).
+_AGENT_WORDS_EN: dict[str, Any] = {
+    "head": ("AGENT", "SYSTEM", "HOST", "VERSION", "STATE", "LAST SEEN", "POLICY", "PROBES"),
+    "system_not_in_inventory": " (NOT IN INVENTORY)", "system_retired": " (RETIRED)",
+    "online": "online", "offline": "offline", "revoked": "revoked", "ago": "{n}s ago", "never": "never",
+    "running": "{n}/{of} running", "refused": " (v{v} refused)", "older": " (older)",
+}
+_AGENT_WORDS_VI: dict[str, Any] = {
+    "head": ("TÁC TỬ", "HỆ THỐNG", "MÁY", "PHIÊN BẢN", "TRẠNG THÁI", "LẦN CUỐI", "CHÍNH SÁCH",
+             "THU THẬP"),
+    "system_not_in_inventory": " (KHÔNG CÓ TRONG DANH MỤC)", "system_retired": " (ĐÃ DỪNG)",
+    "online": "trực tuyến", "offline": "mất kết nối", "revoked": "đã thu hồi", "ago": "{n} giây trước",
+    "never": "chưa từng", "running": "{n}/{of} đang chạy", "refused": " (v{v} bị từ chối)",
+    "older": " (cũ hơn)",
+}
+
+
 def cmd_agents(args: argparse.Namespace) -> int:
     import orjson
 
@@ -222,21 +241,27 @@ def cmd_agents(args: argparse.Namespace) -> int:
     if args.format == "json":
         print(orjson.dumps(facts, option=orjson.OPT_INDENT_2).decode())
         return 0
-    rows = [("AGENT", "SYSTEM", "HOST", "VERSION", "STATE", "LAST SEEN", "POLICY", "PROBES")]
+    from canhgac.lang import resolve_lang
+
+    try:
+        vi = resolve_lang(args.lang) == "vi"
+    except ValueError as exc:
+        raise UserError(f"--lang: {exc}") from None
+    words = _AGENT_WORDS_VI if vi else _AGENT_WORDS_EN
+    rows: list[tuple[object, ...]] = [words["head"]]
     for f in facts:
-        seen = f"{int(now - f['last_seen'])}s ago" if f["last_seen"] else "never"
-        system = f["system_id"] + {"system_not_in_inventory": " (NOT IN INVENTORY)",
-                                   "system_retired": " (RETIRED)"}.get(f["flag"], "")
-        probes = f"{f['probes_running']}/{f['probes_total']} running"
+        seen = words["ago"].format(n=int(now - f["last_seen"])) if f["last_seen"] else words["never"]
+        system = f["system_id"] + words.get(f["flag"], "")
+        probes = words["running"].format(n=f["probes_running"], of=f["probes_total"])
         if f["probes_failing"]:
             probes += " — " + ", ".join(f["probes_failing"])
         policy = "-" if f["policy_version"] is None else f"v{f['policy_version']}"
         if f["policy_error"]:
-            policy += f" (v{f['policy_refused_version']} refused)"
+            policy += words["refused"].format(v=f["policy_refused_version"])
         version = f["version"] or "?"
         if f["version_behind"]:
-            version += " (older)"
-        rows.append((f["agent_id"], system, f["hostname"], version, f["state"],
+            version += words["older"]
+        rows.append((f["agent_id"], system, f["hostname"], version, words[f["state"]],
                      seen, policy, probes))
     from canhgac.table import render
 

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from canhgac.config import Duration, field_meta, load_file, load_section
+from canhgac.message import Message
 from collector.connections import ConnectionLimits
 
 MiB = 1024 * 1024
@@ -36,7 +37,8 @@ class TlsConfig:
 
     def validate(self) -> tuple[str, str] | None:
         if self.enabled and (self.cert is None) != (self.key is None):
-            return ("cert", "cert and key must be given together")
+            return ("cert", Message("cert and key must be given together",
+                                    "cert và key phải được ghi cùng nhau"))
         return None
 
 

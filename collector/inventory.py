@@ -36,7 +36,8 @@ from canhgac.config import (
     read_yaml,
     yaml_lines,
 )
-from canhgac.errors import ConfigError, ConfigErrors
+from canhgac.errors import TOP_LEVEL, ConfigError, ConfigErrors
+from canhgac.message import Message
 from canhgac.text import nfc
 
 log = logging.getLogger(__name__)
@@ -53,6 +54,20 @@ _GLOB_CHARS = frozenset("*?[")
 def is_pattern(host: str) -> bool:
     """Hosts with glob characters are agent selectors, not hosts of their own."""
     return any(c in _GLOB_CHARS for c in host)
+
+
+NOT_EMPTY = Message("must not be empty", "không được để trống")
+
+
+def subject_system(system_id: str) -> Message:
+    """What an inventory error is about: the system, by the id a person wrote."""
+    return Message("system {id}", "hệ thống {id}", id=system_id)
+
+
+def _unknown_unit(unit: str, units: set[str]) -> Message:
+    return Message("unknown unit {unit!r}{hint} (not in units)",
+                   "đơn vị {unit!r} không có trong danh sách units{hint}",
+                   unit=unit, hint=did_you_mean(unit, units))
 
 
 _ISO_DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
@@ -80,8 +95,10 @@ def _check_date(value: str | None, key: str) -> tuple[str, str] | None:
     try:
         parse_date(value)
     except ValueError:
-        return (key, f"not a date: {value!r} (use YYYY-MM-DD or dd/mm/yyyy, e.g. 2024-09-30 "
-                     "or 30/09/2024)")
+        return (key, Message("not a date: {value!r} (use YYYY-MM-DD or dd/mm/yyyy, e.g. "
+                             "2024-09-30 or 30/09/2024)",
+                             "không phải ngày: {value!r} (viết YYYY-MM-DD hoặc dd/mm/yyyy, ví dụ "
+                             "2024-09-30 hoặc 30/09/2024)", value=value))
     return None
 
 
@@ -117,7 +134,8 @@ class Approval:
 
     def validate(self) -> tuple[str, str] | None:
         if self.approved and self.date is None:
-            return ("date", "an approved level needs the decision date")
+            return ("date", Message("an approved level needs the decision date",
+                                    "cấp độ đã phê duyệt cần ngày của quyết định phê duyệt"))
         return _check_date(self.date, "date")
 
     @property
@@ -177,14 +195,19 @@ class Monitoring:
                 return bad
         if self.kind == "contracted":
             if not self.provider.strip():
-                return ("provider", "a contracted monitoring service needs its provider's name")
+                return ("provider", Message(
+                    "a contracted monitoring service needs its provider's name",
+                    "dịch vụ giám sát thuê ngoài cần tên nhà cung cấp"))
             if self.contract_until is None:
-                return ("contract_until", "a contracted monitoring service needs the contract's "
-                        "end date")
+                return ("contract_until", Message(
+                    "a contracted monitoring service needs the contract's end date",
+                    "dịch vụ giám sát thuê ngoài cần ngày hết hạn hợp đồng"))
         if self.contract_from and self.contract_until and \
                 parse_date(self.contract_from) > parse_date(self.contract_until):
-            return ("contract_until", f"ends ({self.contract_until}) before it starts "
-                    f"({self.contract_from})")
+            return ("contract_until", Message(
+                "ends ({until}) before it starts ({start})",
+                "kết thúc ({until}) trước khi bắt đầu ({start})",
+                until=self.contract_until, start=self.contract_from))
         return None
 
     def in_force(self, today: dt.date) -> bool:
@@ -207,13 +230,14 @@ class Finding:
 
     def validate(self) -> tuple[str, str] | None:
         if not self.title.strip():
-            return ("title", "must not be empty")
+            return ("title", NOT_EMPTY)
         for key in ("due", "fixed_on"):
             bad = _check_date(getattr(self, key), key)
             if bad:
                 return bad
         if self.state == "fixed" and self.fixed_on is None:
-            return ("fixed_on", "a fixed finding needs the date it was fixed")
+            return ("fixed_on", Message("a fixed finding needs the date it was fixed",
+                                        "tồn tại đã khắc phục cần ngày khắc phục"))
         return None
 
     def overdue(self, today: dt.date) -> bool:
@@ -288,38 +312,52 @@ class System:
 
     def validate(self) -> tuple[str, str] | None:
         if isinstance(self.level, bool):  # YAML true == 1 would pass the Literal check
-            return ("level", f"must be one of 1, 2, 3, 4, 5, got {str(self.level).lower()}")
+            return ("level", Message("must be one of 1, 2, 3, 4, 5, got {got}",
+                                     "phải là một trong 1, 2, 3, 4, 5, đang là {got}",
+                                     got=str(self.level).lower()))
         if not self.id.strip():
-            return ("id", "must not be empty")
+            return ("id", NOT_EMPTY)
         # The id becomes a Prometheus label and a URL segment: keep it plain.
         if not all(c.isascii() and (c.isalnum() or c in "-_.") for c in self.id):
-            return ("id", f"{self.id!r}: use ASCII letters, digits, '-', '_' or '.'")
+            return ("id", Message("{id!r}: use ASCII letters, digits, '-', '_' or '.'",
+                                  "{id!r}: chỉ dùng chữ cái không dấu, chữ số, '-', '_' hoặc '.'",
+                                  id=self.id))
         if not self.name.strip():
-            return ("name", "must not be empty")
+            return ("name", NOT_EMPTY)
         for key in ("operating_since", "upgraded_on", "upgrade_started", "retired_on"):
             bad_date = _check_date(getattr(self, key), key)
             if bad_date:
                 return bad_date
         if not self.unit.strip():
-            return ("unit", "must not be empty")
+            return ("unit", NOT_EMPTY)
         if self.status == "retired" and self.retired_on is None:
-            return ("retired_on", "a retired system needs the day it was retired")
+            return ("retired_on", Message("a retired system needs the day it was retired",
+                                          "hệ thống đã dừng hoạt động cần ngày dừng"))
         if self.status == "upgrading" and self.upgraded_on is None:
-            return ("upgraded_on", "an upgrading system needs the day the upgrade goes live")
+            return ("upgraded_on", Message(
+                "an upgrading system needs the day the upgrade goes live",
+                "hệ thống đang nâng cấp cần ngày bản nâng cấp đưa vào vận hành"))
         if self.upgraded_on and not (self.upgrade_started or self.operating_since):
-            return ("upgrade_started", "an upgrade needs the day it was decided (or the "
-                    "system's operating_since): an approval before it is the old system's")
+            return ("upgrade_started", Message(
+                "an upgrade needs the day it was decided (or the system's operating_since): "
+                "an approval before it is the old system's",
+                "việc nâng cấp cần ngày quyết định nâng cấp (hoặc operating_since của hệ "
+                "thống): phê duyệt trước ngày đó là của hệ thống cũ"))
         own = {nfc(self.unit).casefold(), nfc(self.operating_unit).casefold()} - {""}
         for j, a in enumerate(self.assessments):
             if a.independent and nfc(a.organisation).casefold() in own:
-                return (f"assessments[{j}].independent",
-                        f"{a.organisation!r} is the system's own unit: a self-assessment is "
-                        "not independent (set independent: false)")
+                return (f"assessments[{j}].independent", Message(
+                    "{org!r} is the system's own unit: a self-assessment is not independent "
+                    "(set independent: false)",
+                    "{org!r} là đơn vị của chính hệ thống: tự đánh giá không phải đánh giá "
+                    "độc lập (đặt independent: false)", org=a.organisation))
         seen: dict[str, int] = {}
         for j, h in enumerate(self.hosts):
             key = h.lower()
             if key in seen:
-                return (f"hosts[{j}]", f"host {h!r} is listed twice (also hosts[{seen[key]}])")
+                return (f"hosts[{j}]", Message("host {host!r} is listed twice (also {other})",
+                                               "máy {host!r} được liệt kê hai lần (cả ở {other})",
+                                               host=h, other=f"hosts[{seen[key]}]"))
             seen[key] = j
         return None
 
@@ -359,6 +397,10 @@ class System:
 @dataclass
 class Inventory:
     province: str = ""
+    # The provincial department that organises the yearly inspection of every unit's
+    # systems and keeps the link with the national center (Hải Dương 2b, 2c: "Giao Sở
+    # Thông tin và Truyền thông"); obligations of those kinds are its own, not the unit's.
+    department: str = ""
     units: list[str] = field(default_factory=list)  # when given, every system.unit must be one
     systems: list[System] = field(default_factory=list)
 
@@ -368,7 +410,8 @@ class Inventory:
     def problems(self) -> Iterator[tuple[str, str]]:
         """Every problem of the whole (key path, message), not just the first."""
         if not self.systems:
-            yield ("systems", "the inventory lists no system (at least one is needed)")
+            yield ("systems", Message("the inventory lists no system (at least one is needed)",
+                                      "danh mục không có hệ thống nào (cần ít nhất một)"))
             return
         units = set(self.units)
         seen: dict[str, int] = {}
@@ -376,23 +419,24 @@ class Inventory:
         patterns: list[tuple[str, str, int, int]] = []
         for i, s in enumerate(self.systems):
             if s.id in seen:
-                yield (f"systems[{i}].id", f"duplicate system id {s.id!r} (also systems[{seen[s.id]}])")
+                yield (f"systems[{i}].id", Message(
+                    "duplicate system id {id!r} (also {other})",
+                    "mã hệ thống {id!r} bị trùng (cả ở {other})",
+                    id=s.id, other=f"systems[{seen[s.id]}]"))
                 continue
             seen[s.id] = i
             if units and s.unit not in units:
-                yield (f"systems[{i}].unit",
-                       f"unknown unit {s.unit!r}{did_you_mean(s.unit, units)} (not in units)")
+                yield (f"systems[{i}].unit", _unknown_unit(s.unit, units))
             if units and s.operating_unit and s.operating_unit not in units:
-                yield (f"systems[{i}].operating_unit",
-                       f"unknown unit {s.operating_unit!r}"
-                       f"{did_you_mean(s.operating_unit, units)} (not in units)")
+                yield (f"systems[{i}].operating_unit", _unknown_unit(s.operating_unit, units))
             for j, h in enumerate(s.hosts):
                 key = h.lower()
                 if key in hosts and hosts[key][0] != s.id:
                     other, oi, oj = hosts[key]
-                    yield (f"systems[{i}].hosts[{j}]",
-                           f"host {h!r} is already claimed by system {other!r} "
-                           f"(systems[{oi}].hosts[{oj}])")
+                    yield (f"systems[{i}].hosts[{j}]", Message(
+                        "host {host!r} is already claimed by system {other!r} ({where})",
+                        "máy {host!r} đã thuộc hệ thống {other!r} ({where})",
+                        host=h, other=other, where=f"systems[{oi}].hosts[{oj}]"))
                     continue
                 hosts[key] = (s.id, i, j)
                 if is_pattern(h):
@@ -404,9 +448,11 @@ class Inventory:
                 continue
             for pat, psid, pi, pj in patterns:
                 if psid != sid and fnmatch.fnmatchcase(key, pat):
-                    yield (f"systems[{i}].hosts[{j}]",
-                           f"host {key!r} is also matched by {pat!r} of system {psid!r} "
-                           f"(systems[{pi}].hosts[{pj}])")
+                    yield (f"systems[{i}].hosts[{j}]", Message(
+                        "host {host!r} is also matched by {pattern!r} of system {other!r} "
+                        "({where})",
+                        "máy {host!r} cũng khớp mẫu {pattern!r} của hệ thống {other!r} ({where})",
+                        host=key, pattern=pat, other=psid, where=f"systems[{pi}].hosts[{pj}]"))
 
     def unit_names(self) -> list[str]:
         """Declared units first (in order), then any others systems name."""
@@ -422,11 +468,14 @@ def parse_inventory(data: object, source: str, lines: dict[str, int] | None = No
     its key path, the system's id and, when ``lines`` come from the file, its line."""
     data = dates_to_text(data)
     if not isinstance(data, dict):
-        raise ConfigError(source, "(top level)", "expected a mapping with a systems: list")
+        raise ConfigError(source, TOP_LEVEL, Message(
+            "expected a mapping with a systems: list",
+            "cần một ánh xạ khóa: giá trị có danh sách systems:"))
     errors: list[ConfigError] = []
     raw_systems = data.get("systems")
     if raw_systems is not None and not isinstance(raw_systems, list):
-        raise ConfigError(source, "systems", "expected a list of systems")
+        raise ConfigError(source, "systems", Message("expected a list of systems",
+                                                     "cần một danh sách hệ thống"))
     head = load_section({k: v for k, v in data.items() if k != "systems"}, Inventory, source,
                         validate=False)
     systems: list[System] = []
@@ -457,7 +506,7 @@ def _located(exc: ConfigError, raw_systems: list[Any], lines: dict[str, int]) ->
         raw = raw_systems[int(m.group(1))]
         sid = raw.get("id") if isinstance(raw, dict) else None
         if isinstance(sid, str) and sid:
-            subject = f"system {sid}"
+            subject = subject_system(sid)
     return ConfigError(exc.source, exc.path, exc.problem, line=line_of(lines, exc.path),
                        subject=subject)
 

@@ -20,12 +20,14 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     isub = p.add_subparsers(dest="inventory_command", metavar="ACTION", required=True)
     v = isub.add_parser("validate", help="check an inventory file; exit 2 with file, key and problem")
     v.add_argument("file", type=Path)
+    _lang_option(v)
     v.set_defaults(func=run_validate)
     s = isub.add_parser("show", help="list systems, levels, approval, plan and layer facts")
     s.add_argument("file", type=Path, nargs="?", default=None,
                    help=f"inventory file (default: collector.yaml's inventory, else {DEFAULT_PATH})")
     s.add_argument("--config", type=Path, default=None, help="collector.yaml to take the path from")
     s.add_argument("--format", choices=["table", "json"], default="table")
+    _lang_option(s)
     s.set_defaults(func=run_show)
     e = isub.add_parser("export", help="write the inventory as a spreadsheet (.xlsx) for the units")
     e.add_argument("file", type=Path, nargs="?", default=None,
@@ -33,13 +35,34 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     e.add_argument("--config", type=Path, default=None, help="collector.yaml to take the path from")
     e.add_argument("--output", "-o", type=Path, required=True, help="the .xlsx file to write")
     e.add_argument("--force", action="store_true", help="overwrite --output if it exists")
+    _lang_option(e)
     e.set_defaults(func=run_export)
     i = isub.add_parser("import", help="read a spreadsheet (.xlsx), validate it, write the YAML")
     i.add_argument("file", type=Path, help="the .xlsx workbook (as `export` writes it)")
     i.add_argument("--output", "-o", type=Path, default=None,
                    help="the YAML file to write (default: print it)")
     i.add_argument("--force", action="store_true", help="overwrite --output if it exists")
+    _lang_option(i)
     i.set_defaults(func=run_import)
+
+
+def _lang_option(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--lang", default=None, metavar="vi|en",
+                   help="language of messages and errors (default: CANHGAC_LANG, the locale, vi)")
+
+
+def _say(args: argparse.Namespace, en: str, vi: str, **fields: object) -> str:
+    """One line of the command's output in the language chosen for it."""
+    from canhgac.lang import resolve_lang
+    from canhgac.message import Message
+
+    try:
+        lang = resolve_lang(args.lang)
+    except ValueError as exc:
+        from canhgac.errors import UserError
+
+        raise UserError(f"--lang: {exc}") from None
+    return Message(en, vi, **fields).render(lang)
 
 
 def read_any(path: Path) -> Any:
@@ -57,7 +80,10 @@ def _refuse_overwrite(path: Path, force: bool) -> None:
     from canhgac.errors import UserError
 
     if path.exists() and not force:
-        raise UserError(f"{path} exists: add --force to overwrite it")
+        from canhgac.message import Message
+
+        raise UserError(Message("{path} exists: add --force to overwrite it",
+                                "{path} đã có: thêm --force để ghi đè", path=str(path)))
 
 
 def run_export(args: argparse.Namespace) -> int:
@@ -65,15 +91,19 @@ def run_export(args: argparse.Namespace) -> int:
 
     if args.output.suffix.lower() != ".xlsx":
         from canhgac.errors import UserError
+        from canhgac.message import Message
 
-        raise UserError(f"--output {args.output}: the file name must end in .xlsx")
+        raise UserError(Message("--output {path}: the file name must end in .xlsx",
+                                "--output {path}: tên tệp phải kết thúc bằng .xlsx",
+                                path=str(args.output)))
     _refuse_overwrite(args.output, args.force)
     inv = read_any(_resolve(args))
     tmp = args.output.with_name(args.output.name + ".tmp.xlsx")
     export_xlsx(inv, tmp)
     tmp.replace(args.output)
-    print(f"{args.output}: {len(inv.systems)} systems written (sheets: Thông tin, Hệ thống, "
-          "Đội tại chỗ, Đánh giá, Tồn tại)")
+    print(_say(args, "{out}: {n} systems written (sheets: {sheets})",
+               "{out}: đã ghi {n} hệ thống (các trang: {sheets})", out=args.output,
+               n=len(inv.systems), sheets="Thông tin, Hệ thống, Đội tại chỗ, Đánh giá, Tồn tại"))
     return 0
 
 
@@ -93,7 +123,8 @@ def run_import(args: argparse.Namespace) -> int:
     tmp = args.output.with_name(args.output.name + ".tmp")
     tmp.write_text(text, encoding="utf-8")
     tmp.replace(args.output)
-    print(f"{args.output}: {len(inv.systems)} systems written from {args.file}", file=sys.stderr)
+    print(_say(args, "{out}: {n} systems written from {src}", "{out}: đã ghi {n} hệ thống từ {src}",
+               out=args.output, n=len(inv.systems), src=args.file), file=sys.stderr)
     return 0
 
 
@@ -113,7 +144,9 @@ def run_validate(args: argparse.Namespace) -> int:
     inv = read_any(args.file)  # ConfigError -> one line, exit 2 (canhgac.cli)
     hosts = sum(len(s.hosts) for s in inv.systems)
     units = len({s.unit for s in inv.systems})
-    print(f"{args.file}: OK — {len(inv.systems)} systems, {units} units, {hosts} host entries")
+    print(_say(args, "{file}: OK — {n} systems, {units} units, {hosts} host entries",
+               "{file}: hợp lệ — {n} hệ thống, {units} đơn vị, {hosts} mục máy chủ",
+               file=args.file, n=len(inv.systems), units=units, hosts=hosts))
     return 0
 
 

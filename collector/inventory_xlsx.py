@@ -28,6 +28,7 @@ from typing import Any
 
 from canhgac.config import did_you_mean
 from canhgac.errors import ConfigError, ConfigErrors
+from canhgac.message import EMPTY, Message
 from canhgac.text import nfc
 from collector.inventory import (
     Assessment,
@@ -69,6 +70,7 @@ LABELS = {
     "assessment_organisation": "Tổ chức đánh giá", "title": "Nội dung tồn tại",
     "owner": "Đơn vị khắc phục", "due": "Hạn khắc phục", "state": "Tình trạng",
     "fixed_on": "Ngày khắc phục", "province": "Tỉnh", "units": "Đơn vị",
+    "department": "Sở chủ trì kiểm tra, kết nối quốc gia",
 }
 _KEY_IN_HEADER = re.compile(r"\(([A-Za-z_][\w.]*)\)\s*$")
 
@@ -126,6 +128,7 @@ def rows(inv: Inventory) -> dict[str, list[list[Any]]]:
     """Each sheet's rows, header first (the pure half of export: easy to test)."""
     sheets: dict[str, list[list[Any]]] = {
         INFO: [[header("province"), nfc(inv.province) or None]]
+              + ([[header("department"), nfc(inv.department)]] if inv.department else [])
               + [[header("units"), u] for u in inv.units],
         SYSTEMS: [[header(c) for c in system_columns()]],
         TEAM: [[header(c) for c in TEAM_COLUMNS]],
@@ -187,8 +190,11 @@ class _Sheet:
             m = _KEY_IN_HEADER.search(text)
             key = m.group(1) if m else text
             if key not in known:
-                errors.append(ConfigError(f"{source}: sheet '{self.name}' row 1", f"column {i + 1}",
-                                          f"unknown column {key!r}{did_you_mean(key, known)}"))
+                errors.append(ConfigError(
+                    _at_row(source, self.name, 1),
+                    Message("column {n}", "cột {n}", n=i + 1),
+                    Message("unknown column {key!r}{hint}", "cột không hợp lệ {key!r}{hint}",
+                            key=key, hint=did_you_mean(key, known))))
                 keys.append(None)
             else:
                 keys.append(key)
@@ -233,12 +239,15 @@ def read_xlsx(path: Path) -> Inventory:
     try:
         wb = load_workbook(path, read_only=True, data_only=True)
     except Exception as exc:  # openpyxl raises many kinds for a file that is not a workbook
-        raise ConfigError(source, "", f"not a readable .xlsx workbook: {exc}") from None
+        raise ConfigError(source, "", Message("not a readable .xlsx workbook: {exc}",
+                                              "không đọc được tệp .xlsx: {exc}",
+                                              exc=str(exc))) from None
     errors: list[ConfigError] = []
     missing = [t for t in (SYSTEMS,) if t not in wb.sheetnames]
     if missing:
-        raise ConfigError(source, "", f"no sheet named {missing[0]!r} (sheets: "
-                                      f"{', '.join(wb.sheetnames)})")
+        raise ConfigError(source, "", Message("no sheet named {name!r} (sheets: {sheets})",
+                                              "không có trang tính {name!r} (các trang: {sheets})",
+                                              name=missing[0], sheets=", ".join(wb.sheetnames)))
 
     def sheet(title: str, known: list[str]) -> _Sheet | None:
         return _Sheet(wb[title], known, source, errors) if title in wb.sheetnames else None
@@ -251,9 +260,9 @@ def read_xlsx(path: Path) -> Inventory:
             m = _KEY_IN_HEADER.search(head)
             key = m.group(1) if m else head.strip()
             value = values[1] if len(values) > 1 else None
-            if key == "province" and value is not None:
-                doc["province"] = nfc(str(value)).strip()
-                where["province"] = (INFO, n)
+            if key in ("province", "department") and value is not None:
+                doc[key] = nfc(str(value)).strip()
+                where[key] = (INFO, n)
             elif key == "units" and value is not None:
                 where[f"units[{len(doc.setdefault('units', []))}]"] = (INFO, n)
                 doc["units"].append(nfc(str(value)).strip())
@@ -273,9 +282,10 @@ def read_xlsx(path: Path) -> Inventory:
     def owner(title: str, n: int, rec: dict[str, Any]) -> tuple[int, dict[str, Any]] | None:
         sid = _value("system", rec.pop("system", None))
         if not isinstance(sid, str) or sid not in by_id:
-            errors.append(ConfigError(f"{source}: sheet '{title}' row {n}", "system",
-                                      f"no system {sid!r} in sheet '{SYSTEMS}'"
-                                      f"{did_you_mean(str(sid), list(by_id))}"))
+            errors.append(ConfigError(_at_row(source, title, n), "system", Message(
+                "no system {sid!r} in sheet {sheet!r}{hint}",
+                "không có hệ thống {sid!r} trong trang tính {sheet!r}{hint}",
+                sid=sid, sheet=SYSTEMS, hint=did_you_mean(str(sid), list(by_id)))))
             return None
         return index[sid], by_id[sid]
 
@@ -304,11 +314,15 @@ def read_xlsx(path: Path) -> Inventory:
         matches = [(k, a) for k, a in enumerate(system.get("assessments", []))
                    if _same_day(a.get("date"), day) and (org is None or a.get("organisation") == org)]
         if len(matches) != 1:
-            errors.append(ConfigError(
-                f"{source}: sheet '{FINDINGS}' row {n}", "assessment_date",
-                f"{'no' if not matches else 'more than one'} assessment of system "
-                f"{system.get('id')!r} dated {day!r}"
-                f"{'' if org is None else f' by {org!r}'} in sheet '{ASSESSMENTS}'"))
+            by = EMPTY if org is None else Message(" by {org!r}", " của {org!r}", org=org)
+            fields = {"sid": system.get("id"), "day": day, "by": by, "sheet": ASSESSMENTS}
+            errors.append(ConfigError(_at_row(source, FINDINGS, n), "assessment_date", Message(
+                "no assessment of system {sid!r} dated {day!r}{by} in sheet {sheet!r}",
+                "không có đợt đánh giá nào của hệ thống {sid!r} ngày {day!r}{by} trong trang "
+                "tính {sheet!r}", **fields) if not matches else Message(
+                "more than one assessment of system {sid!r} dated {day!r}{by} in sheet {sheet!r}",
+                "có hơn một đợt đánh giá của hệ thống {sid!r} ngày {day!r}{by} trong trang "
+                "tính {sheet!r}", **fields)))
             continue
         k, a = matches[0]
         items = a.setdefault("findings", [])
@@ -341,8 +355,13 @@ def _placed(exc: ConfigError, where: dict[str, tuple[str, int]]) -> ConfigError:
     if best is None:
         return exc
     title, row = where[best]
-    return ConfigError(f"{exc.source}: sheet '{title}' row {row}", exc.path, exc.problem,
+    return ConfigError(_at_row(exc.source, title, row), exc.path, exc.problem,
                        subject=exc.subject)
+
+
+def _at_row(source: str, sheet: str, row: int) -> Message:
+    return Message("{source}: sheet {sheet!r} row {row}", "{source}: trang tính {sheet!r} dòng {row}",
+                   source=source, sheet=sheet, row=row)
 
 
 # -- YAML out -----------------------------------------------------------------------
@@ -369,6 +388,8 @@ def to_document(inv: Inventory) -> dict[str, Any]:
     doc: dict[str, Any] = {}
     if inv.province:
         doc["province"] = inv.province
+    if inv.department:
+        doc["department"] = inv.department
     if inv.units:
         doc["units"] = list(inv.units)
     systems = []

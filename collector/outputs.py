@@ -10,6 +10,7 @@ from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
 from canhgac.errors import ConfigError
+from canhgac.message import Message
 from shipper.delivery import DeliveryConfig
 
 if TYPE_CHECKING:
@@ -61,8 +62,12 @@ def build_outputs(raw: dict[str, Any] | None, ctx: CollectorContext) -> dict[str
         factory = OUTPUT_FACTORIES.get(name)
         if factory is None:
             known = ", ".join(sorted(OUTPUT_FACTORIES))
-            raise ConfigError(ctx.source, f"outputs.{name}", f"unknown output (known: {known})")
+            raise ConfigError(ctx.source, f"outputs.{name}", Message(
+                "unknown output (known: {known})", "đầu ra không hợp lệ (các đầu ra: {known})",
+                known=known))
         built[name] = factory(section, ctx)
     if not built:
-        raise ConfigError(ctx.source, "outputs", "at least one output is required (e.g. store: {})")
+        raise ConfigError(ctx.source, "outputs", Message(
+            "at least one output is required (e.g. store: {{}})",
+            "cần ít nhất một đầu ra (ví dụ store: {{}})"))
     return built

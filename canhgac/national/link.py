@@ -14,9 +14,17 @@ from urllib.parse import urlsplit
 
 from canhgac.config import Duration, Secret, load_section
 from canhgac.errors import ConfigError
+from canhgac.message import Message
 from canhgac.signing import load_secret
 
 _KEY_ID = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
+
+
+_SHORT_SECRET = Message("secret must be at least 16 bytes", "khóa bí mật phải dài ít nhất 16 byte")
+
+
+def _undecodable(exc: Exception) -> Message:
+    return Message("cannot decode: {why}", "không giải mã được: {why}", why=str(exc))
 
 
 @dataclass
@@ -40,19 +48,24 @@ class LinkConfig:
             return None
         parts = urlsplit(self.url)
         if parts.scheme != "https" or not parts.hostname:
-            return ("url", f"must be an https:// URL, got {self.url!r}")
+            return ("url", Message("must be an https:// URL, got {url!r}",
+                                   "phải là địa chỉ https://, đang là {url!r}", url=self.url))
         if parts.path not in ("", "/"):
-            return ("url", "give the center's base URL only (the API paths start with /v1/)")
+            return ("url", Message(
+                "give the center's base URL only (the API paths start with /v1/)",
+                "chỉ ghi địa chỉ gốc của trung tâm (các đường dẫn API bắt đầu bằng /v1/)"))
         if not _KEY_ID.match(self.key_id):
-            return ("key_id", "is required: 1-64 characters of A-Z a-z 0-9 . _ -")
+            return ("key_id", Message("is required: 1-64 characters of A-Z a-z 0-9 . _ -",
+                                      "bắt buộc: 1-64 ký tự trong A-Z a-z 0-9 . _ -"))
         if bool(self.secret) == (self.secret_file is not None):
-            return ("secret", "give exactly one of secret and secret_file")
+            return ("secret", Message("give exactly one of secret and secret_file",
+                                      "ghi đúng một trong hai: secret hoặc secret_file"))
         if self.secret:
             try:
                 if len(load_secret(self.secret)) < 16:
-                    return ("secret", "must be at least 16 bytes")
+                    return ("secret", _SHORT_SECRET)
             except ValueError as exc:
-                return ("secret", f"cannot decode: {exc}")
+                return ("secret", _undecodable(exc))
         return None
 
     @property
@@ -70,9 +83,9 @@ class LinkConfig:
             try:
                 key = load_secret(text)
             except ValueError as exc:
-                raise ConfigError(source, f"{path}.secret_file", f"cannot decode: {exc}") from None
+                raise ConfigError(source, f"{path}.secret_file", _undecodable(exc)) from None
             if len(key) < 16:
-                raise ConfigError(source, f"{path}.secret_file", "secret must be at least 16 bytes")
+                raise ConfigError(source, f"{path}.secret_file", _SHORT_SECRET)
             return key
         return load_secret(self.secret)
 
@@ -82,5 +95,6 @@ def load_link(raw_national: Any, source: str) -> LinkConfig:
     if raw_national is None:
         raw_national = {}
     if not isinstance(raw_national, dict):
-        raise ConfigError(source, "national", "expected a mapping")
+        raise ConfigError(source, "national", Message("expected a mapping",
+                                                      "cần một ánh xạ khóa: giá trị"))
     return load_section(raw_national.get("link"), LinkConfig, source, "national.link")

@@ -45,6 +45,7 @@ def run(args: argparse.Namespace) -> int:
     import orjson
 
     from canhgac.errors import UserError
+    from canhgac.message import EMPTY, Message
     from collector.alerts.client import Client
     from collector.coverage.render import render, render_trend
     from collector.inventory import parse_date
@@ -52,16 +53,22 @@ def run(args: argparse.Namespace) -> int:
     if args.unit:
         args.unit = nfc(args.unit)  # the same unit however its diacritics were typed
     if args.since is not None and not args.system:
-        raise UserError("--since shows one system's trend: add --system ID")
+        raise UserError(Message("--since shows one system's trend: add --system ID",
+                                "--since cho xu hướng của một hệ thống: thêm --system ID"))
     if args.since is not None and args.at is not None:
-        raise UserError("--at and --since do not go together (--at: one day, all systems; "
-                        "--since: one system over time)")
+        raise UserError(Message("--at and --since do not go together (--at: one day, all "
+                                "systems; --since: one system over time)",
+                                "không dùng --at cùng --since (--at: một ngày, mọi hệ thống; "
+                                "--since: một hệ thống theo thời gian)"))
     if args.at is not None:
         try:
             parse_date(args.at)
         except ValueError:
-            raise UserError(f"--at: not a date: {args.at!r} (use YYYY-MM-DD or dd/mm/yyyy, "
-                            "e.g. 2025-06-30 or 30/06/2025)") from None
+            raise UserError(Message("--at: not a date: {at!r} (use YYYY-MM-DD or dd/mm/yyyy, "
+                                    "e.g. 2025-06-30 or 30/06/2025)",
+                                    "--at: không phải ngày: {at!r} (viết YYYY-MM-DD hoặc "
+                                    "dd/mm/yyyy, ví dụ 2025-06-30 hoặc 30/06/2025)",
+                                    at=args.at)) from None
     client = Client.from_args(args)
     if args.since is not None:
         data = client.request("GET", "/v1/coverage/history",
@@ -74,11 +81,15 @@ def run(args: argparse.Namespace) -> int:
     data = client.request("GET", "/v1/coverage", {"unit": args.unit, "at": args.at,
                                                   "system": args.system})
     if args.unit and not data["systems"]:
-        raise UserError(f"no systems of unit {args.unit!r} (check the exact name, diacritics "
-                        "included: canhgac inventory show)")
+        raise UserError(Message("no systems of unit {unit!r} (check the exact name, "
+                                "diacritics included: canhgac inventory show)",
+                                "đơn vị {unit!r} không có hệ thống nào (kiểm tra đúng tên, cả "
+                                "dấu: canhgac inventory show)", unit=args.unit))
     if args.system and not data["systems"]:
-        when = f" on {args.at}" if args.at else ""
-        raise UserError(f"unknown system {args.system!r}{when} (see canhgac inventory show)")
+        when = Message(" on {at}", " vào ngày {at}", at=args.at) if args.at else EMPTY
+        raise UserError(Message("unknown system {sid!r}{when} (see canhgac inventory show)",
+                                "không có hệ thống {sid!r}{when} (xem canhgac inventory show)",
+                                sid=args.system, when=when))
     if args.format == "json":
         sys.stdout.buffer.write(orjson.dumps(data, option=orjson.OPT_INDENT_2) + b"\n")
     else:

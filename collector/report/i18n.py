@@ -167,6 +167,8 @@ _T: dict[str, tuple[str, str]] = {
     "ob.deploy_plan": ("Triển khai đầy đủ phương án bảo đảm an toàn thông tin theo hồ sơ được "
                        "phê duyệt",
                        "Deploy the security plan of the approved level dossier"),
+    "department": ("Sở Thông tin và Truyền thông",
+                   "Department of Information and Communications (Sở TT&TT)"),
     "ob.assess": ("Kiểm tra, đánh giá độc lập trong năm {year}",
                   "Independent inspection in {year}"),
     "ob.fix_finding": ("Khắc phục phát hiện: {title}", "Fix the finding: {title}"),

@@ -174,7 +174,8 @@ def obligations(r: AnnualReport, t: Texts) -> Section:
     for o in r.obligations:
         params = {k: t.date(v) if k == "date" else v for k, v in o.params.items()}
         due = t.date(o.due) + (f" — {t('overdue_mark')}" if o.overdue else "")
-        rows.append([o.system_name, t(f"ob.{o.kind}", **params), o.owner, due])
+        rows.append([o.system_name, t(f"ob.{o.kind}", **params), o.owner or t("department"),
+                     due])
     return Section(t("s_obligations"), [
         t("sum_obligations", n=len(r.obligations), late=r.overdue_obligations)],
         [Table("obligations", [t("c_system"), t("c_obligation"), t("c_owner"), t("c_due")],

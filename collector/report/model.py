@@ -140,7 +140,7 @@ class Obligation:
     unit: str
     kind: str  # an "ob.<kind>" text in i18n.py
     params: dict[str, Any]
-    owner: str
+    owner: str  # "" = the department (the report names it by its title)
     due: dt.date | None
     overdue: bool
 
@@ -372,11 +372,16 @@ def inspections_of(s: System, p: Period) -> tuple[list[Inspection], list[Finding
 
 
 def obligations_of(sy: SystemYear, s: System, p: Period, cfg: CoverageConfig,
-                   findings: Iterable[Finding], last: Snapshot | None) -> list[Obligation]:
+                   findings: Iterable[Finding], last: Snapshot | None,
+                   department: str = "") -> list[Obligation]:
     """What is still owed at the end of the period, and by whom.
 
     The owner unit answers for its systems (the seeds, 1a: "chịu trách nhiệm trước Chủ
-    tịch UBND tỉnh"); a finding names its own owner when the inspection gave one.
+    tịch UBND tỉnh"); a finding names its own owner when the inspection gave one. The
+    yearly inspection and the link with the national center are the department's
+    (Hải Dương 2b, 2c: "Giao Sở Thông tin và Truyền thông ... Định kỳ tổ chức hoạt động
+    thanh tra, kiểm tra, đánh giá ... tối thiểu 01 lần/01 năm"): ``department`` is the
+    inventory's, and "" makes the report name the department by its title.
     """
     out: list[Obligation] = []
 
@@ -398,7 +403,8 @@ def obligations_of(sy: SystemYear, s: System, p: Period, cfg: CoverageConfig,
         due = plan_due(s, cfg)
         add("deploy_plan", due, p.end > due)
     if not sy.assessed:
-        add("assess", p.start.replace(month=12, day=31), p.complete, year=p.year)
+        out.append(Obligation(sy.id, sy.name, sy.unit, "assess", {"year": p.year}, department,
+                              p.start.replace(month=12, day=31), p.complete))
     if sy.onsite_team == 0:
         add("onsite", None, False)
     contracted = sy.monitoring_kind == "contracted" and sy.contract_until is not None
@@ -410,7 +416,7 @@ def obligations_of(sy: SystemYear, s: System, p: Period, cfg: CoverageConfig,
     elif last is None or last.ratios[1] < 1.0:
         add("monitoring", None, False)
     if not sy.national_enabled:
-        add("national", None, False)
+        out.append(Obligation(sy.id, sy.name, sy.unit, "national", {}, department, None, False))
     return out
 
 
@@ -476,7 +482,7 @@ def build(inventory: Inventory, cfg: CoverageConfig, year: int, now: float, *,
         findings += found
         in_period = [x for x in snaps if x.taken_at < p.end_ts]
         last = max(in_period, key=lambda x: (x.day, x.seq)) if in_period else None
-        obligations += obligations_of(sy, s, p, cfg, found, last)
+        obligations += obligations_of(sy, s, p, cfg, found, last, inventory.department)
     ids = {s.id: s.level for s in systems}
     facts = [f for f in alerts if (not scoped or f.system_id in ids)
              and p.start_ts <= f.created < p.end_ts]

@@ -79,20 +79,29 @@ def test_missing_and_non_utf8_files(tmp_path):
         load_file(p, CollectorConfig)
 
 
-def test_cli_reports_config_error_in_one_line_exit_2(tmp_path, capsys):
+def test_cli_reports_config_error_in_one_line_exit_2(tmp_path, capsys, monkeypatch):
     p = tmp_path / "collector.yaml"
     p.write_text("limits:\n  max_depth: 100\n")
+    monkeypatch.setenv("CANHGAC_LANG", "en")
     assert main(["collector", "run", "--config", str(p)]) == 2
     err = capsys.readouterr().err.strip()
     assert err == f"canhgac: error: {p}: limits.max_depth: must be at most 64, got 100"
     assert "Traceback" not in err
+    monkeypatch.setenv("CANHGAC_LANG", "vi")
+    assert main(["collector", "run", "--config", str(p)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err == f"canhgac: lỗi: {p}: limits.max_depth: phải từ 64 trở xuống, đang là 100"
 
 
-def test_unknown_component_is_a_config_error(tmp_path, capsys):
+def test_unknown_component_is_a_config_error(tmp_path, capsys, monkeypatch):
     p = tmp_path / "collector.yaml"
     p.write_text(f"state_dir: {tmp_path}/s\ncomponents: [detect, magic]\n")
+    monkeypatch.setenv("CANHGAC_LANG", "en")
     assert main(["collector", "run", "--config", str(p)]) == 2
     assert "components[1]: unknown component 'magic'" in capsys.readouterr().err
+    monkeypatch.setenv("CANHGAC_LANG", "vi")
+    assert main(["collector", "run", "--config", str(p)]) == 2
+    assert "components[1]: thành phần không hợp lệ 'magic'" in capsys.readouterr().err
 
 
 def test_duplicate_keys_are_errors_not_silent_overrides(tmp_path):

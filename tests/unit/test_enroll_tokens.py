@@ -64,7 +64,11 @@ def test_collector_agents_shows_state_version_probes_and_unknown_systems(
     assert not facts["old-01"]["system_known"]
     assert facts["old-01"]["flag"] == "system_not_in_inventory"
     assert facts["cu-01"]["flag"] == "system_retired" and facts["web-01"]["flag"] == ""
-    assert main(["collector", "agents", "--config", str(cfg)]) == 0
+    assert main(["collector", "agents", "--config", str(cfg), "--lang", "en"]) == 0
     out = capsys.readouterr().out
     assert "ghost (NOT IN INVENTORY)" in out and "1/2 running — auth_log" in out
-    assert "cu (RETIRED)" in out
+    assert "cu (RETIRED)" in out and "online" in out
+    assert main(["collector", "agents", "--config", str(cfg), "--lang", "vi"]) == 0
+    out = capsys.readouterr().out
+    assert "ghost (KHÔNG CÓ TRONG DANH MỤC)" in out and "1/2 đang chạy — auth_log" in out
+    assert "cu (ĐÃ DỪNG)" in out and "trực tuyến" in out and "TÁC TỬ" in out

@@ -215,9 +215,14 @@ def test_cli_validate_and_show(tmp_path: Path, capsys) -> None:  # type: ignore[
 
     parser = argparse.ArgumentParser()
     inventory_cli.register(parser.add_subparsers())
-    args = parser.parse_args(["inventory", "validate", str(ROOT / "configs" / "inventory.yaml")])
+    args = parser.parse_args(["inventory", "validate", str(ROOT / "configs" / "inventory.yaml"),
+                              "--lang", "en"])
     assert args.func(args) == 0
-    assert "OK" in capsys.readouterr().out
+    assert "OK — 4 systems, 3 units" in capsys.readouterr().out
+    args = parser.parse_args(["inventory", "validate", str(ROOT / "configs" / "inventory.yaml"),
+                              "--lang", "vi"])
+    assert args.func(args) == 0
+    assert "hợp lệ — 4 hệ thống, 3 đơn vị" in capsys.readouterr().out
     args = parser.parse_args(["inventory", "show", str(ROOT / "configs" / "inventory.yaml")])
     assert args.func(args) == 0
     out = capsys.readouterr().out

@@ -79,6 +79,14 @@ def test_every_problem_at_once_by_sheet_and_row(tmp_path: Path) -> None:
     assert f"sheet '{FINDINGS}' row 4: assessment_date: no assessment of system 'cong-ttdt'" in text
     assert (f"sheet '{SYSTEMS}' row 3: systems[1].level (system mot-cua): must be one of "
             "1, 2, 3, 4, 5, got 9") in text
+    vi = err.value.render("vi")
+    assert vi.startswith("4 lỗi trong ")
+    assert f"trang tính '{SYSTEMS}' dòng 1: cột {len(head) + 1}: cột không hợp lệ 'nots'" in vi
+    assert f"trang tính '{TEAM}' dòng 5: system: không có hệ thống 'khong-co'" in vi
+    assert (f"trang tính '{FINDINGS}' dòng 4: assessment_date: không có đợt đánh giá nào của "
+            "hệ thống 'cong-ttdt'") in vi
+    assert (f"trang tính '{SYSTEMS}' dòng 3: systems[1].level (hệ thống mot-cua): phải là một "
+            "trong 1, 2, 3, 4, 5, đang là 9") in vi
 
 
 def test_text_is_nfc_and_dates_may_be_vietnamese_text(tmp_path: Path) -> None:
@@ -102,7 +110,9 @@ def test_not_a_workbook_is_one_clear_error(tmp_path: Path) -> None:
         read_xlsx(bad)
 
 
-def test_cli_export_import_validate(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_cli_export_import_validate(tmp_path: Path, capsys: pytest.CaptureFixture[str],
+                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("CANHGAC_LANG", "en")
     book = tmp_path / "ds.xlsx"
     assert main(["inventory", "export", str(EXAMPLE), "-o", str(book)]) == 0
     assert main(["inventory", "export", str(EXAMPLE), "-o", str(book)]) == 2  # exists
@@ -114,3 +124,5 @@ def test_cli_export_import_validate(tmp_path: Path, capsys: pytest.CaptureFixtur
     assert read_inventory(out) == read_inventory(EXAMPLE)
     assert main(["inventory", "export", str(EXAMPLE), "-o", str(tmp_path / "x.csv")]) == 2
     assert "must end in .xlsx" in capsys.readouterr().err
+    assert main(["inventory", "export", str(EXAMPLE), "-o", str(book), "--lang", "vi"]) == 2
+    assert "đã có: thêm --force để ghi đè" in capsys.readouterr().err

@@ -116,6 +116,26 @@ def test_open_obligations_with_owners(province: AnnualReport) -> None:
         assert findings[0].owner == "Phòng Công nghệ thông tin" and findings[0].overdue
 
 
+def test_the_yearly_inspection_and_the_national_link_are_the_departments(
+        world: tuple[Inventory, HistoryStore, AlertStore]) -> None:
+    """Issue 9: the report named the owner unit for the inspection obligation; the Hải
+    Dương letter (2b, 2c) gives the yearly inspection and the national link to the Sở."""
+    _, history, alerts = world
+    inv = fx.inventory()
+    r = gather(inv, CFG, fx.YEAR, fx.NOW, history=history, alerts=alerts)
+    got = {(o.system_id, o.kind): o for o in r.obligations}
+    assert got[("dvc", "assess")].owner == "" and got[("mail", "national")].owner == ""
+    assert got[("mail", "onsite")].owner == got[("mail", "onsite")].unit  # still the unit's
+    table = render(r, "md", "vi").decode()
+    assert "| Sở Thông tin và Truyền thông |" in table
+    assert "Department of Information and Communications" in render(r, "md", "en").decode()
+    inv.department = "Sở Khoa học và Công nghệ"
+    r = gather(inv, CFG, fx.YEAR, fx.NOW, history=history, alerts=alerts)
+    got = {(o.system_id, o.kind): o for o in r.obligations}
+    assert got[("dvc", "assess")].owner == "Sở Khoa học và Công nghệ"
+    assert got[("mail", "national")].owner == "Sở Khoa học và Công nghệ"
+
+
 def test_layer_means_weigh_time_and_skip_what_is_not_known() -> None:
     def snap(at: float, ratio: float, status: str = "operating") -> Snapshot:
         day = dt.date.fromtimestamp(at)
@@ -213,6 +233,7 @@ def test_markup_in_the_inventory_is_text(world: tuple[Inventory, HistoryStore, A
 
 
 # -- scoping --------------------------------------------------------------------------------------
+DEPARTMENT = "Sở Khoa học và Công nghệ"
 OTHERS = ("Sở Thông tin và Truyền thông", "Cổng thông tin", "Cổng dịch vụ công", "UBND thành phố Huế",
           "Thư điện tử", "Quản lý văn bản")
 
@@ -228,6 +249,9 @@ def assert_only_yte(r: AnnualReport) -> None:
 def test_unit_report_never_shows_another_unit(world: tuple[Inventory, HistoryStore, AlertStore],
                                               tmp_path: Path) -> None:
     inv, history, alerts = world
+    # The department owns the yearly inspection in every unit's report; named apart from
+    # the units here so that naming it is not mistaken for showing another unit.
+    inv.department = DEPARTMENT
     by_unit = gather(inv, CFG, fx.YEAR, fx.NOW, history=history, alerts=alerts, unit=fx.YTE)
     by_scope = gather(inv, CFG, fx.YEAR, fx.NOW, history=history, alerts=alerts,
                       keep=lambda sid, unit: unit == fx.YTE)
@@ -235,7 +259,7 @@ def test_unit_report_never_shows_another_unit(world: tuple[Inventory, HistorySto
         assert_only_yte(r)
     for fmt in ("md", "pdf"):
         content = " ".join(read_back(fmt, render(by_unit, fmt, "vi"), tmp_path).split())
-        assert "Đơn vị báo cáo: Sở Y tế" in content
+        assert "Đơn vị báo cáo: Sở Y tế" in content and DEPARTMENT in content
         for other in OTHERS:
             assert other not in content, (fmt, other)
 
@@ -272,7 +296,9 @@ def admin(tmp_path: Path) -> dict[str, str]:
     return {"Authorization": f"Bearer {(tmp_path / 'admin.token').read_text().strip()}"}
 
 
-async def test_api_scoped_operator_gets_its_unit_only(api: TestClient, tmp_path: Path) -> None:
+async def test_api_scoped_operator_gets_its_unit_only(
+        api: TestClient, tmp_path: Path, world: tuple[Inventory, HistoryStore, AlertStore]) -> None:
+    world[0].department = DEPARTMENT  # as in test_unit_report_never_shows_another_unit
     yte = {"Authorization": "Bearer t-yte"}
     r = await api.get("/v1/reports/annual", params={"year": "2025"}, headers=yte)
     body = await r.json()
