@@ -12,17 +12,18 @@
     the output's ``concurrency``, each with the output's ``batch_events`` / ``batch_bytes``,
     ``create`` with ``_id`` into the same data streams and templates, through the same client
     (``make_client``: transport settings and serializer).
-    Both clocks stop the same way: once the client side is done ((a) the spool's cursor is
-    durably past every event, that is the last bulk answered and its ack fsync'd; (b) the last
-    bulk answered), the node is refreshed and counted until every event is searchable. Before,
-    (a) polled refresh + count every 0.2 s while the output drained: the node then cut a
-    segment on every shard five times a second during (a) only, and the drain's end was seen
-    up to 0.2 s late; like for like that cost (a) about 0.09 (0.89 against 0.98, 7 rounds).
 (e) end to end, for reference: agents -> collector -> Elasticsearch with the ingest on the
     clock (the output delivers while the collector receives). (b) has no counterpart of that
     ingest (its documents are enriched before its clock starts), so (e)/(b) also measures the
     collector's receiving, validation, enrichment and durable commit, on the cores the node
     needs: it is printed, not the headline.
+
+Every clock stops the same way: once the client side is done ((a) and (e): the output's
+cursor in the spool is durably past every event, i.e. the last bulk answered and its ack
+fsync'd; (b): the last bulk answered), the node is refreshed and counted until every event is
+searchable. Until commit 2236f7a, (a) and (e) polled refresh + count every 0.2 s while the
+output drained: the node then cut a segment on every shard five times a second during those
+sides only, and their end was seen up to 0.2 s late (docs/benchmarks.md has both figures).
 
 Both (a) and (b) run in this process, templates installed before the clock, under the
 collector's GC setting, and their CPU is this process's CPU while the clock runs. The headline
@@ -47,6 +48,7 @@ import platform
 import secrets
 import shutil
 import socket
+import sqlite3
 import statistics
 import subprocess
 import sys
@@ -271,6 +273,28 @@ async def output_drain(es_url: str, events: list[list[dict[str, Any]]], batch: i
         shutil.rmtree(tmp, ignore_errors=True)
 
 
+def wait_drained(spool: Path, output: str, timeout: float) -> None:
+    """Return once ``output``'s durable cursor in another process's spool is past every chunk.
+
+    Read-only, every 5 ms: the spool keeps the chunks an output has not acked, and the
+    cursor row is written in the same transaction as the ack (shipper.queue).
+    """
+    deadline = time.perf_counter() + timeout
+    db = sqlite3.connect(f"file:{spool}?mode=ro", uri=True)
+    try:
+        while True:
+            (pending,) = db.execute(
+                "SELECT COALESCE(SUM(n), 0) FROM chunks WHERE seq > "
+                "(SELECT acked FROM cursors WHERE output = ?)", (output,)).fetchone()
+            if pending == 0:
+                return
+            if time.perf_counter() > deadline:
+                raise SystemExit(f"the collector's output left {pending} events in its spool")
+            time.sleep(0.005)
+    finally:
+        db.close()
+
+
 # -- (e) end to end: agents -> collector -> Elasticsearch, ingest on the clock -----------------
 async def through_collector(es_url: str, events: list[list[dict[str, Any]]], batch: int,
                             components: list[str]) -> tuple[float, float, float]:
@@ -289,6 +313,10 @@ async def through_collector(es_url: str, events: list[list[dict[str, Any]]], bat
         t0 = time.perf_counter()
         await post_all(url, ca, tokens, bodies)
         acked = time.perf_counter()
+        # as in (a) and (b): the node is asked once the collector's output is done (its cursor
+        # durably past every event, read from its spool), not polled with refreshes meanwhile
+        await asyncio.to_thread(wait_drained, tmp / "collector" / "spool.db", "elasticsearch",
+                                600)
         t1 = await wait_count(client, cfg.search_index, total, 600)
         _, cpu1 = proc_stats(proc.pid)
         agents_cpu = (time.process_time() - agents_cpu0) / (t1 - t0)
