@@ -32,6 +32,9 @@ from shipper.retry import Backoff
 
 log = logging.getLogger(__name__)
 
+# how often flush() looks at the backlog when no ack of this loop wakes it
+FLUSH_POLL = 0.05
+
 
 @dataclass(slots=True)
 class DeliveryStats(LinkHealth):
@@ -118,8 +121,8 @@ class DeliveryLoop:
 
         Looked at again as soon as an ack is written, so the answer comes when the last
         ack is durable rather than up to a polling interval later (a drain is timed by
-        it); the 50 ms poll remains for what empties the backlog without an ack from
-        this loop (the queue evicting telemetry chunks when full).
+        it); the ``FLUSH_POLL`` poll remains for what empties the backlog without an ack
+        from this loop (the queue evicting telemetry chunks when full).
         """
         deadline = time.monotonic() + timeout
         while True:
@@ -130,7 +133,7 @@ class DeliveryLoop:
             left = deadline - time.monotonic()
             if left <= 0:
                 return False
-            await wait_for_event(self._acked, min(left, 0.05))
+            await wait_for_event(self._acked, min(left, FLUSH_POLL))
 
     async def _start_output(self) -> None:
         backoff = Backoff(self.config.backoff_initial, self.config.backoff_max)
