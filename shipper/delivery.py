@@ -32,6 +32,9 @@ from shipper.retry import Backoff
 
 log = logging.getLogger(__name__)
 
+# how often flush() looks at the backlog when no ack of this loop wakes it
+FLUSH_POLL = 0.05
+
 
 @dataclass(slots=True)
 class DeliveryStats(LinkHealth):
@@ -81,6 +84,8 @@ class DeliveryLoop:
         # set while acks are written; cleared while one fails (no new leases meanwhile)
         self._spool_ok = asyncio.Event()
         self._spool_ok.set()
+        # set after every durable ack: flush() looks at the cursor again at once
+        self._acked = asyncio.Event()
         self._probe: Callable[[], Awaitable[bool]] | None = (
             output.probe if isinstance(output, Probed) else None)
         self._probe_lock = asyncio.Lock()
@@ -112,14 +117,23 @@ class DeliveryLoop:
         await self.output.close()
 
     async def flush(self, timeout: float = 5.0) -> bool:
-        """Wait until this output's cursor has caught up with the queue (or timeout)."""
+        """Wait until this output's cursor has caught up with the queue (or timeout).
+
+        Looked at again as soon as an ack is written, so the answer comes when the last
+        ack is durable rather than up to a polling interval later (a drain is timed by
+        it); the ``FLUSH_POLL`` poll remains for what empties the backlog without an ack
+        from this loop (the queue evicting telemetry chunks when full).
+        """
         deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
+        while True:
+            self._acked.clear()
             st = (await self.queue.stats())[self.output.name]
             if st.pending_events == 0:
                 return True
-            await asyncio.sleep(0.05)
-        return False
+            left = deadline - time.monotonic()
+            if left <= 0:
+                return False
+            await wait_for_event(self._acked, min(left, FLUSH_POLL))
 
     async def _start_output(self) -> None:
         backoff = Backoff(self.config.backoff_initial, self.config.backoff_max)
@@ -337,6 +351,7 @@ class DeliveryLoop:
                     return  # not durable: delivered again after a restart (outputs dedupe)
                 await self._sleep(backoff.next_delay())
                 continue
+            self._acked.set()
             if not self._spool_ok.is_set():
                 log.info("output %s: acks are written again", self.output.name)
                 self._spool_ok.set()

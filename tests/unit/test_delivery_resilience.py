@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
 from typing import Any
 
@@ -49,6 +50,47 @@ class Returning(Probed):
         return self.back
 
     async def close(self) -> None: ...
+
+
+class Gated:
+    """Accepts every batch once ``gate`` is set."""
+
+    name = "a"
+
+    def __init__(self) -> None:
+        self.gate = asyncio.Event()
+        self.sends = 0
+
+    async def start(self) -> None: ...
+
+    async def send(self, batch: Batch) -> SendResult:
+        self.sends += 1
+        await self.gate.wait()
+        return SendResult()
+
+    async def close(self) -> None: ...
+
+
+async def test_flush_answers_when_the_last_ack_is_written_not_at_its_next_poll(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A drain is timed by flush(): it must wake on the ack itself, not on a timer."""
+    import shipper.delivery
+
+    monkeypatch.setattr(shipper.delivery, "FLUSH_POLL", 3600.0)  # only an ack can wake it
+    q = await open_queue(tmp_path)
+    await q.append(lines("x", 10), PRIORITY_SECURITY)
+    out = Gated()
+    loop = DeliveryLoop(q, out, DeliveryConfig())
+    await loop.start()
+    try:
+        flushed = asyncio.create_task(loop.flush(timeout=3600))
+        assert await wait_for(lambda: out.sends == 1, 10)
+        assert not flushed.done()
+        out.gate.set()
+        assert await asyncio.wait_for(flushed, 30)
+    finally:
+        await loop.stop()
+        await q.close()
 
 
 async def test_a_probed_output_is_retried_as_soon_as_it_is_back(tmp_path: Path) -> None:

@@ -316,6 +316,50 @@ async def test_concurrency_caps_requests_in_flight_while_one_more_batch_waits_en
     assert out.health.counts["delivered"] == 80
 
 
+async def test_a_freed_slot_goes_to_the_waiting_batch_before_the_answer_is_sorted(
+        fake_es, tmp_path) -> None:
+    """The worker that holds the next batch, encoded, sends it as soon as a request is
+    answered, before that answer's items are sorted and its lease acked."""
+    url, fake = fake_es
+    fake.gate = asyncio.Event()
+    queue = DurableQueue(tmp_path / "spool.db", outputs=("elasticsearch",))
+    await queue.open()
+    out = ElasticsearchOutput(load({"hosts": [url], "install_templates": False,
+                                    "concurrency": 1, "batch_events": 10}, "t"))
+    loop = DeliveryLoop(queue, out, DeliveryConfig(**out.delivery_config))
+    events: list[str] = []
+    request_now, send = out._request_now, out.send
+
+    async def logged_request(body: bytes) -> Any:
+        events.append("request")
+        try:
+            return await request_now(body)
+        finally:
+            events.append("answer")
+
+    async def logged_send(batch: Batch) -> Any:
+        result = await send(batch)
+        events.append("sorted")
+        return result
+
+    out._request_now = logged_request  # type: ignore[method-assign]
+    out.send = logged_send  # type: ignore[method-assign]
+    for _ in range(3):
+        await queue.append([_line("ok") for _ in range(10)], PRIORITY_SECURITY)
+    await loop.start()
+    try:
+        leased = queue._cursors["elasticsearch"].inflight
+        # one request at the server, the second batch leased, encoded and waiting for the slot
+        assert await wait_for(lambda: fake.in_flight == 1 and len(leased) == 2)
+        fake.gate.set()
+        assert await loop.flush(timeout=20)
+    finally:
+        await loop.stop()
+        await queue.close()
+    assert events[:4] == ["request", "answer", "request", "sorted"]
+    assert out.health.counts["delivered"] == 30
+
+
 def test_document_id_is_scoped_by_agent() -> None:
     """Issue 12 finding: one event.id from two agents was one _id (the second silently
     dropped as a duplicate). The _id is <agent.id>:<event.id>; over 512 bytes, a hash."""

@@ -188,7 +188,11 @@ class ElasticsearchOutput(Probed):
     async def _request(self, body: bytes) -> BulkReply:
         """Send one bulk body; every outcome, failures included, comes back as a BulkReply."""
         async with self._in_flight:
-            return await self._request_now(body)
+            reply = await self._request_now(body)
+        # The worker waiting for this slot has its body ready: let it send before this answer
+        # is sorted and acked (~1-2 ms of work per batch that kept the slot empty meanwhile).
+        await asyncio.sleep(0)
+        return reply
 
     async def _request_now(self, body: bytes) -> BulkReply:
         t0 = time.perf_counter()
