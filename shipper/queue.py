@@ -74,6 +74,12 @@ CREATE TABLE IF NOT EXISTS meta(name TEXT PRIMARY KEY, value) WITHOUT ROWID;
 """
 
 _T = TypeVar("_T")
+# WAL bytes written since the last checkpoint that start one in the background (about
+# SQLite's own default of 1000 pages), and the bound past which the writer checkpoints
+# itself between commits (a background checkpoint that keeps racing commits may never
+# let the WAL start over).
+CHECKPOINT_BYTES = 4 * 1024 * 1024
+CHECKPOINT_INLINE_BYTES = 16 * CHECKPOINT_BYTES
 # SQLite primary result codes (the low byte of an extended code)
 _SQLITE_FULL = 13
 
@@ -156,6 +162,7 @@ class _Txn:
     db: sqlite3.Connection
     bytes_used: int
     bumps: dict[str, int] = field(default_factory=dict)
+    wal_bytes: int = 4096  # about what the transaction adds to the WAL (for checkpoints)
 
     def bump(self, name: str, by: int) -> None:
         if by:
@@ -204,6 +211,18 @@ class DurableQueue:
         self._read_executor = ThreadPoolExecutor(
             max_workers=1, thread_name_prefix=f"queue-read-{self.path.name}")
         self._rdb: sqlite3.Connection | None = None
+        # WAL checkpoints run on their own connection and thread, never inside a commit
+        # (SQLite's automatic checkpoint ran in the COMMIT of whichever append crossed
+        # 1000 pages, so that ack waited for 4 MiB to be copied and fsync'd again).
+        self._ckpt_executor = ThreadPoolExecutor(
+            max_workers=1, thread_name_prefix=f"queue-ckpt-{self.path.name}")
+        self._cdb: sqlite3.Connection | None = None
+        self._wal_unckpt = 0  # WAL bytes since the last background checkpoint (writer thread)
+        self._ckpt_running = False
+        self._wal_restart = False  # the WAL grew past CHECKPOINT_INLINE_BYTES: writer restarts it
+        self._page_size = 4096
+        self._ckpt_error = ""
+        self.checkpoints = 0  # checkpoints that copied the whole WAL (background or inline)
         self._cursors: dict[str, _Cursor] = {}
         self._pending: list[_PendingAppend] = []
         self._writer_wakeup: asyncio.Event | None = None
@@ -229,6 +248,8 @@ class DurableQueue:
         try:
             db = sqlite_connect(self.path, synchronous=self._synchronous)  # type: ignore[arg-type]
             db.executescript(_SCHEMA)
+            db.execute("PRAGMA wal_autocheckpoint=0")  # see _after_commit
+            self._page_size = db.execute("PRAGMA page_size").fetchone()[0]
         except sqlite3.Error as exc:
             raise _storage_error(f"queue {self.path}: open", exc) from exc
         self._db = db
@@ -252,6 +273,8 @@ class DurableQueue:
         self._transaction("open", register)
 
     def _open_reader_sync(self) -> None:
+        self._cdb = sqlite_connect(self.path, synchronous=self._synchronous)  # type: ignore[arg-type]
+        self._cdb.execute("PRAGMA wal_autocheckpoint=0")
         self._rdb = sqlite_connect(self.path, synchronous=self._synchronous)  # type: ignore[arg-type]
         self._rdb.execute("PRAGMA query_only=1")
         # it reads each chunk once, in order: a small page cache is enough (bounded memory)
@@ -270,6 +293,9 @@ class DurableQueue:
         if self._rdb is not None:
             await asyncio.get_running_loop().run_in_executor(self._read_executor, self._rdb.close)
         self._read_executor.shutdown(wait=True)
+        self._ckpt_executor.shutdown(wait=True)
+        if self._cdb is not None:
+            self._cdb.close()
         if self._db is not None:
             await self._run(self._db.close)
         self._executor.shutdown(wait=True)
@@ -311,6 +337,7 @@ class DurableQueue:
                 raise err from exc
             raise
         self.bytes_used = txn.bytes_used
+        self._after_commit(txn.wal_bytes)
         for name, by in txn.bumps.items():
             self.counters[name] = self.counters.get(name, 0) + by
         if self.last_write_error:
@@ -319,6 +346,53 @@ class DurableQueue:
             self.last_write_error = ""
             self.storage_full = False
         return out
+
+    def _after_commit(self, wal_bytes: int) -> None:
+        """Start a WAL checkpoint in the background once enough was written (writer thread).
+
+        The commit is durable in the WAL already (fsync'd): a checkpoint only copies pages
+        into the database file so the WAL can start over, and it changes nothing of what a
+        crash keeps. PASSIVE never waits for the writer or readers. A background checkpoint
+        that keeps racing commits may leave the WAL never starting over (a commit began
+        while it ran); once it reports a WAL longer than CHECKPOINT_INLINE_BYTES, the writer
+        checkpoints between two commits itself (RESTART), which bounds the WAL file.
+        """
+        self._wal_unckpt += wal_bytes
+        if self._wal_restart and self._db is not None:
+            self._checkpoint(self._db, "RESTART")
+        elif (self._wal_unckpt >= CHECKPOINT_BYTES and not self._ckpt_running
+              and self._cdb is not None):
+            self._ckpt_running = True
+            self._wal_unckpt = 0
+            try:
+                self._ckpt_executor.submit(self._checkpoint_background)
+            except RuntimeError:  # closing: the last connection's close checkpoints
+                self._ckpt_running = False
+
+    def _checkpoint_background(self) -> None:
+        try:
+            if self._cdb is not None:
+                self._checkpoint(self._cdb, "PASSIVE")
+        finally:
+            self._ckpt_running = False
+
+    def _checkpoint(self, db: sqlite3.Connection, mode: str) -> None:
+        """PASSIVE (background: waits for nobody) or RESTART (the writer: waits, at most
+        busy_timeout, for readers to finish, so that the next commit starts the WAL over)."""
+        try:
+            busy, frames, done = db.execute(f"PRAGMA wal_checkpoint({mode})").fetchone()
+        except sqlite3.Error as exc:  # not a durability problem: the WAL only grows meanwhile
+            if str(exc) != self._ckpt_error:
+                log.warning("queue %s: WAL checkpoint failed (retried): %s", self.path.name, exc)
+            self._ckpt_error = str(exc)
+            return
+        self._ckpt_error = ""
+        if not busy and frames == done:
+            self.checkpoints += 1
+        if mode == "RESTART":
+            self._wal_restart = bool(busy)
+        elif frames * self._page_size >= CHECKPOINT_INLINE_BYTES:
+            self._wal_restart = True
 
     def _rollback(self, db: sqlite3.Connection, what: str) -> None:
         if not db.in_transaction:  # SQLite rolled back by itself (SQLITE_FULL, IOERR)
@@ -435,6 +509,7 @@ class DurableQueue:
                         (item.priority, item.n, size, now, item.data),
                     )
                     txn.bytes_used += size
+                    txn.wal_bytes += size
                     txn.bump("appended_events", item.n)
                 if item.key is not None:
                     db.execute(

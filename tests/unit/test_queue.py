@@ -163,3 +163,32 @@ async def test_delivery_acks_written_in_the_background_are_durable_after_stop(tm
     assert await q.lease("a") is None
     assert (await q.stats())["a"].pending_events == 0 and q.bytes_used == 0
     await q.close()
+
+
+async def test_wal_is_checkpointed_off_the_commit_and_stays_bounded(tmp_path, monkeypatch):
+    """SQLite's automatic checkpoint (inside a COMMIT, so inside an ack's wait) is off; the
+    queue checkpoints on its own thread once enough was written, and the WAL file stays
+    bounded however many commits race those checkpoints."""
+    import shipper.queue as queue_mod
+    from tests.fixtures.collector import wait_for
+
+    monkeypatch.setattr(queue_mod, "CHECKPOINT_BYTES", 64 * 1024)
+    monkeypatch.setattr(queue_mod, "CHECKPOINT_INLINE_BYTES", 1024 * 1024)
+    q = await open_queue(tmp_path)
+    assert q._db is not None and q._db.execute("PRAGMA wal_autocheckpoint").fetchone()[0] == 0
+    wal = tmp_path / "q.db-wal"
+    chunk = [b'{"pad":"' + b"x" * 1000 + b'"}'] * 20  # ~20 KB a chunk
+    for i in range(400):  # ~8 MB in all, 120x the checkpoint threshold
+        await q.append(chunk, PRIORITY_SECURITY, key=f"k{i}")
+        lease = await q.lease("a")
+        assert lease is not None
+        await q.ack(lease)
+        # the bound, plus the commits made while a background checkpoint reports it
+        assert wal.stat().st_size < 3 * 1024 * 1024
+    assert q.checkpoints > 0
+    assert await wait_for(lambda: not q._ckpt_running, timeout=30)
+    await q.close()
+    q = await open_queue(tmp_path)  # nothing lost: keys and counters as committed
+    assert q.counters["appended_events"] == 400 * 20
+    assert (await q.append(chunk, PRIORITY_SECURITY, key="k7")).duplicate
+    await q.close()
