@@ -145,10 +145,13 @@ async def test_collector_restart_with_unacked_batches(center, test_ca, tmp_path)
     q = await open_queue(tmp_path)
     out = output_for(center, test_ca, tmp_path)
     loop = DeliveryLoop(q, out, FAST)
-    await loop.start()
     s = Stream(seed=3)
     for _ in range(6):
         await q.append(s.chunk(50), PRIORITY_SECURITY)
+    # Started after the appends, so the batches are cut the same way every run (a loop
+    # that leased the first chunk alone could have it acked as a duplicate batch before
+    # the stop, leaving nothing stored-but-unacknowledged for the restart to test).
+    await loop.start()
     for _ in range(200):
         if center.storage.count() > 0:
             break
