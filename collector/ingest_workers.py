@@ -67,6 +67,11 @@ INLINE_BELOW_BYTES = 4096
 RESTART_DELAY_SECONDS = 1.0
 RESTART_DELAY_MAX_SECONDS = 60.0
 _PR_SET_PDEATHSIG = 1
+# Send buffer asked for on each end of a worker's socket. A 500-event answer is ~330 KB,
+# more than the default (208 KiB): the worker blocked in sendall until the event loop,
+# busy with other requests, had read it in pieces, and could not start its next batch
+# meanwhile. The kernel caps the request at net.core.wmem_max (doubled).
+SOCKET_BUFFER_BYTES = 4 * 1024 * 1024
 # A frame: two lengths, a pickle (job / result metadata), then raw bytes (body / events).
 _HEADER = struct.Struct("!QQ")
 _SPAWN = multiprocessing.get_context("spawn")
@@ -232,6 +237,12 @@ def _send(sock: socket.socket, meta: Any, blob: bytes = b"") -> None:
         sock.sendall(blob)
 
 
+def widen(sock: socket.socket) -> None:
+    """Let a whole answer (or job) sit in the socket without blocking its writer."""
+    with contextlib.suppress(OSError):
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, SOCKET_BUFFER_BYTES)
+
+
 def _die_with(parent: int) -> None:
     """Never outlive the collector; leave Ctrl-C to it (it stops the workers in order)."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
@@ -252,6 +263,7 @@ def worker_main(sock: socket.socket, parent: int) -> None:
     kill -9) is an EOF here; PR_SET_PDEATHSIG also ends a worker busy with a batch.
     """
     _die_with(parent)
+    widen(sock)
     gc.freeze()  # modules and tables loaded so far live as long as the worker
     _send(sock, os.getpid())
     head = bytearray(_HEADER.size)
@@ -435,6 +447,7 @@ class IngestWorkers:
             return
         loop = asyncio.get_running_loop()
         mine, theirs = socket.socketpair()
+        widen(mine)
         try:
             # spawn, not fork: a forked child would inherit the listening socket, the
             # spool's SQLite handles and locks held by the collector's other threads.

@@ -181,3 +181,23 @@ def test_protocol_doc_lists_every_code():
     doc = (Path(__file__).resolve().parents[2] / "docs" / "protocol.md").read_text()
     for code in REJECT_CODES:
         assert f"| `{code}` |" in doc
+
+
+def test_worker_sockets_hold_a_whole_answer():
+    """A 500-event answer (~330 KB) fits in a worker socket's send buffer, so the worker
+    never waits in sendall for a busy event loop before starting its next batch."""
+    import socket
+
+    from collector.ingest_workers import widen
+
+    a, b = socket.socketpair()
+    try:
+        before = a.getsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF)
+        widen(a)
+        after = a.getsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF)
+        with open("/proc/sys/net/core/wmem_max") as f:
+            cap = 2 * int(f.read())
+        assert after >= min(cap, 2 * 4 * 1024 * 1024) and after > before
+    finally:
+        a.close()
+        b.close()
