@@ -60,54 +60,48 @@ def _who(recipients: list[dict[str, Any]]) -> str:
     return ", ".join(r.get("name", "") for r in recipients if r.get("name"))
 
 
-def _alert_vi(a: dict[str, Any], recipients: list[dict[str, Any]], step: int,
-              deadline: str) -> list[str]:
-    lines = []
-    if step:
-        lines.append(f"CHUYỂN CẤP (bước {step}): cảnh báo chưa được xác nhận sau {deadline}.")
-    level = f", cấp độ {a['level']}" if a.get("level") else ""
-    lines += [
-        f"Hệ thống: {a['system_name'] or a['system_id'] or 'không rõ'}"
-        + (f" ({a['system_id']})" if a["system_id"] else "") + level
-        + (f", đơn vị {a['unit']}" if a["unit"] else ""),
-        f"Sự việc: {a['message'] or a['rule_name']}",
-        f"Mức độ: {SEVERITY_VI.get(a['severity'], a['severity'])}"
-        + (f" — quy tắc {a['rule_id']}" if a["rule_id"] else ""),
-        f"Thời điểm: {_local(a['timestamp'])}" + (f", máy {a['host']}" if a["host"] else ""),
-    ]
-    if a["evidence"]:
-        lines.append("Bằng chứng:")
-        lines += [f"  {k}: {v}" for k, v in a["evidence"].items()]
-    if recipients:
-        lines.append(f"Người nhận: {_who(recipients)}")
-    lines += ["Xác nhận đã tiếp nhận (dừng đồng hồ SLA lớp 1):", f"  {a['ack_command']}"]
-    if a.get("link"):
-        lines.append(f"Xem: {a['link']}")
-    return lines
+# The alert message's words, one table per language: both texts come from one layout,
+# so a line added to one language cannot be missing from the other.
+_ALERT_WORDS: dict[str, dict[str, Any]] = {
+    "vi": {"escalation": "CHUYỂN CẤP (bước {step}): cảnh báo chưa được xác nhận sau {deadline}.",
+           "level": ", cấp độ {level}", "system": "Hệ thống: ", "unknown": "không rõ",
+           "unit": ", đơn vị {unit}", "what": "Sự việc: ", "severity": "Mức độ: ",
+           "severities": SEVERITY_VI, "rule": " — quy tắc {rule}", "when": "Thời điểm: ",
+           "host": ", máy {host}", "evidence": "Bằng chứng:", "to": "Người nhận: ",
+           "ack": "Xác nhận đã tiếp nhận (dừng đồng hồ SLA lớp 1):", "open": "Xem: "},
+    "en": {"escalation": "ESCALATION (step {step}): not acknowledged within {deadline}.",
+           "level": ", level {level}", "system": "System: ", "unknown": "unknown",
+           "unit": ", unit {unit}", "what": "What happened: ", "severity": "Severity: ",
+           "severities": {}, "rule": " — rule {rule}", "when": "When: ",
+           "host": ", host {host}", "evidence": "Evidence:", "to": "To: ",
+           "ack": "Acknowledge (stops the layer-1 SLA clock):", "open": "Open: "},
+}
 
 
-def _alert_en(a: dict[str, Any], recipients: list[dict[str, Any]], step: int,
-              deadline: str) -> list[str]:
+def _alert_lines(a: dict[str, Any], recipients: list[dict[str, Any]], step: int, deadline: str,
+                 lang: str) -> list[str]:
+    w = _ALERT_WORDS[lang]
     lines = []
     if step:
-        lines.append(f"ESCALATION (step {step}): not acknowledged within {deadline}.")
-    level = f", level {a['level']}" if a.get("level") else ""
+        lines.append(w["escalation"].format(step=step, deadline=deadline))
+    level = w["level"].format(level=a["level"]) if a.get("level") else ""
     lines += [
-        f"System: {a['system_name'] or a['system_id'] or 'unknown'}"
+        w["system"] + (a["system_name"] or a["system_id"] or w["unknown"])
         + (f" ({a['system_id']})" if a["system_id"] else "") + level
-        + (f", unit {a['unit']}" if a["unit"] else ""),
-        f"What happened: {a['message'] or a['rule_name']}",
-        f"Severity: {a['severity']}" + (f" — rule {a['rule_id']}" if a["rule_id"] else ""),
-        f"When: {_local(a['timestamp'])}" + (f", host {a['host']}" if a["host"] else ""),
+        + (w["unit"].format(unit=a["unit"]) if a["unit"] else ""),
+        w["what"] + (a["message"] or a["rule_name"]),
+        w["severity"] + w["severities"].get(a["severity"], a["severity"])
+        + (w["rule"].format(rule=a["rule_id"]) if a["rule_id"] else ""),
+        w["when"] + _local(a["timestamp"]) + (w["host"].format(host=a["host"]) if a["host"] else ""),
     ]
     if a["evidence"]:
-        lines.append("Evidence:")
+        lines.append(w["evidence"])
         lines += [f"  {k}: {v}" for k, v in a["evidence"].items()]
     if recipients:
-        lines.append(f"To: {_who(recipients)}")
-    lines += ["Acknowledge (stops the layer-1 SLA clock):", f"  {a['ack_command']}"]
+        lines.append(w["to"] + _who(recipients))
+    lines += [w["ack"], f"  {a['ack_command']}"]
     if a.get("link"):
-        lines.append(f"Open: {a['link']}")
+        lines.append(w["open"] + a["link"])
     return lines
 
 
@@ -137,8 +131,8 @@ def render_alert(a: dict[str, Any], language: str, recipients: list[dict[str, An
         subject = f"{en_tag}{a['severity'].upper()} alert — {what}"
     else:
         subject = f"{tag}Cảnh báo {sev_vi} / {a['severity'].upper()} — {what}"
-    return subject, _join(language, _alert_vi(a, recipients, step, deadline),
-                          _alert_en(a, recipients, step, deadline))
+    return subject, _join(language, _alert_lines(a, recipients, step, deadline, "vi"),
+                          _alert_lines(a, recipients, step, deadline, "en"))
 
 
 def render_digest(route: str, alerts: list[dict[str, Any]], language: str,
