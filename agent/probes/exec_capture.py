@@ -26,10 +26,8 @@ import asyncio
 import collections
 import contextlib
 import errno
-import grp
 import logging
 import os
-import pwd
 import select
 import socket
 import sys
@@ -39,6 +37,7 @@ from collections import OrderedDict
 from typing import Any
 
 from agent.probes import proc_connector as pc
+from agent.probes.account_names import AccountNames
 from canhgac.schema import PROCESS, new_event
 from canhgac.timeutil import now_rfc3339
 
@@ -95,39 +94,6 @@ class RecentAccountTools:
 RECENT_ACCOUNT_TOOLS = RecentAccountTools()
 
 
-class _Names:
-    """uid/gid -> name, cached (a lookup reads /etc/passwd; a storm repeats the same ids)."""
-
-    def __init__(self) -> None:
-        self.users: dict[int, str | None] = {}
-        self.groups: dict[int, str | None] = {}
-
-    def user(self, uid: int) -> str | None:
-        if uid not in self.users:
-            try:
-                self.users[uid] = pwd.getpwuid(uid).pw_name
-            except KeyError:
-                self.users[uid] = None
-            if len(self.users) > 4096:
-                self.users.clear()
-        return self.users[uid]
-
-    def group(self, gid: int) -> str | None:
-        if gid not in self.groups:
-            try:
-                self.groups[gid] = grp.getgrgid(gid).gr_name
-            except KeyError:
-                self.groups[gid] = None
-            if len(self.groups) > 4096:
-                self.groups.clear()
-        return self.groups[gid]
-
-    def forget(self) -> None:
-        """Accounts changed: names may have too."""
-        self.users.clear()
-        self.groups.clear()
-
-
 def _read(path: str, size: int = 65536) -> bytes | None:
     try:
         fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
@@ -163,7 +129,7 @@ def snapshot(pid: int, proc: str, max_cmd: int) -> Snapshot:
             _read(f"{base}/status", 4096), _link(f"{base}/cwd"))
 
 
-def read_process(pid: int, proc: str, max_cmd: int, names: _Names,
+def read_process(pid: int, proc: str, max_cmd: int, names: AccountNames,
                  snap: Snapshot | None = None) -> tuple[dict[str, Any], int]:
     """(ECS fields, parent pid) of a live process, read from ``proc``/pid (or from an
     earlier ``snapshot``); parts that are gone are left out. The parent pid is -1 when
@@ -244,7 +210,7 @@ class ExecCapture(threading.Thread):
         self.wake = asyncio.Event()
         self.stop = threading.Event()
         self.error: BaseException | None = None
-        self.names = _Names()
+        self.names = AccountNames()
         # pid -> (fields, reported): processes seen exec (reported) or read as parents
         self.table: OrderedDict[int, tuple[dict[str, Any], bool]] = OrderedDict()
         self.counters = {"exec": 0, "exit": 0, "incomplete": 0, "overflows": 0,

@@ -22,10 +22,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import fnmatch
-import grp
 import logging
 import os
-import pwd
 import stat
 import time
 from dataclasses import dataclass, field
@@ -34,6 +32,7 @@ from typing import Any, ClassVar
 
 from agent.probes import exec_capture
 from agent.probes import inotify as ino
+from agent.probes.account_names import AccountNames
 from agent.probes.base import Emit, Probe, ProbeConfig, ProbeContext
 from agent.probes.fim_scan import Excluder, RateLimiter, expand, record, walk, walk_dirs
 from agent.probes.fim_store import BaselineStore, FileRecord
@@ -98,29 +97,7 @@ class FileIntegrityConfig(ProbeConfig):
 _ALL = None  # a watched directory whose every entry matters
 
 
-class _NameCache:
-    def __init__(self) -> None:
-        self.users: dict[int, str | None] = {}
-        self.groups: dict[int, str | None] = {}
-
-    def user(self, uid: int) -> str | None:
-        if uid not in self.users:
-            try:
-                self.users[uid] = pwd.getpwuid(uid).pw_name
-            except KeyError:
-                self.users[uid] = None
-        return self.users[uid]
-
-    def group(self, gid: int) -> str | None:
-        if gid not in self.groups:
-            try:
-                self.groups[gid] = grp.getgrgid(gid).gr_name
-            except KeyError:
-                self.groups[gid] = None
-        return self.groups[gid]
-
-
-def _file_fields(r: FileRecord, names: _NameCache) -> dict[str, Any]:
+def _file_fields(r: FileRecord, names: AccountNames) -> dict[str, Any]:
     f: dict[str, Any] = {
         "path": r.path,
         "name": os.path.basename(r.path),
@@ -182,7 +159,7 @@ class FileIntegrityProbe(Probe[FileIntegrityConfig]):
         self.paths = [os.path.normpath(p) for p in [*paths, *self.config.extra_paths]]
         self.excluded = Excluder(self.config.exclude)
         self.limiter = RateLimiter(self.config.max_files_per_second, self.config.max_bytes_per_second)
-        self.names = _NameCache()
+        self.names = AccountNames()
         self.baseline: dict[str, FileRecord] = {}
         self.store: BaselineStore | None = None
         self.inotify: ino.Inotify | None = None

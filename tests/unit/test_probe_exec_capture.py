@@ -16,6 +16,7 @@ from pathlib import Path
 
 from agent.probes import exec_capture
 from agent.probes import proc_connector as pc
+from agent.probes.account_names import AccountNames
 from agent.probes.base import ProbeContext
 from agent.probes.netdetect import PortScanDetector, SlowScanDetector, Syn
 from agent.probes.process import ProcessConfig, ProcessProbe
@@ -47,7 +48,7 @@ def test_read_process_of_a_live_child(tmp_path):
         while b"mark" not in Path(f"/proc/{child.pid}/cmdline").read_bytes():
             assert time.monotonic() < deadline
             time.sleep(0.01)
-        fields, ppid = exec_capture.read_process(child.pid, "/proc", 4096, exec_capture._Names())
+        fields, ppid = exec_capture.read_process(child.pid, "/proc", 4096, AccountNames())
     finally:
         child.kill()
         child.wait()
