@@ -10,10 +10,8 @@ whose monitoring was down from March to October and is fine today scored about 4
 layer 2 that year, and that is what the report says (time-weighted over the history's
 snapshots, see ``layer_means``).
 
-Fields the inventory is gaining (status planned/upgrading/retired, hosting, proposed
-level, approving authority, contracted monitoring, independent assessments with
-findings) are read with ``getattr`` and a default, so the report works on an inventory
-that has them and on one that does not yet.
+Every field is read as the typed inventory model declares it (``collector/inventory.py``):
+a field renamed there fails the type check here instead of silently reading a default.
 """
 
 from __future__ import annotations
@@ -208,40 +206,30 @@ def _day(value: Any) -> dt.date | None:
 
 
 def _status(s: System) -> str:
-    return str(getattr(s, "status", "operating") or "operating")
+    return s.status
 
 
 def _independent(a: Assessment) -> bool:
-    """Not recorded (an inventory from before the field existed): the record was entered as
-    an independent inspection (that is what the old model's docstring asked for)."""
-    value = getattr(a, "independent", None)
-    return True if value is None else bool(value)
+    """Only an independent inspection counts for layer 3 (the inventory's default is a
+    self-assessment: an assessor must be stated independent)."""
+    return a.independent
 
 
 def _hosting(s: System) -> tuple[str, str]:
-    h = getattr(s, "hosting", None)
-    if h is None:
-        return ("", "")
-    if isinstance(h, dict):
-        return (str(h.get("location") or ""), str(h.get("name") or ""))
-    return (str(getattr(h, "location", "") or ""), str(getattr(h, "name", "") or ""))
+    return (s.hosting.location, s.hosting.name)
 
 
 def _monitoring_kind(s: System) -> str:
-    kind = getattr(s.monitoring, "kind", None)
-    if kind:
-        return str(kind)
-    # Before the field: a provider with a contract end date is a contracted SOC.
-    return "contracted" if s.monitoring.provider and s.monitoring.contract_until else "in_house"
+    return s.monitoring.kind
 
 
 def was_in_operation(s: System, end: dt.date) -> bool:
     status = _status(s)
     if status in IN_OPERATION:
-        since = _day(getattr(s, "operating_since", None))
+        since = _day(s.operating_since)
         return since is None or since <= end
     if status == "retired":
-        retired = _day(getattr(s, "retired_on", None))
+        retired = _day(s.retired_on)
         return retired is not None and retired > end
     return False
 
@@ -249,7 +237,7 @@ def was_in_operation(s: System, end: dt.date) -> bool:
 def in_report(s: System, p: Period) -> bool:
     """A system retired before the year began is not part of the year."""
     if _status(s) == "retired":
-        retired = _day(getattr(s, "retired_on", None))
+        retired = _day(s.retired_on)
         return retired is None or retired >= p.start
     return True
 
@@ -290,13 +278,13 @@ def layer_means(snaps: Sequence[Snapshot], start: float, end: float
 def approval_due(s: System, cfg: CoverageConfig) -> dt.date:
     """Existing systems: the province's deadline; a system live after it: its go-live day
     ("trước khi đưa vào vận hành")."""
-    since = _day(getattr(s, "operating_since", None))
+    since = _day(s.operating_since)
     deadline = cfg.approval_deadline_day
     return max(since, deadline) if since else deadline
 
 
 def plan_due(s: System, cfg: CoverageConfig) -> dt.date:
-    since = _day(getattr(s, "operating_since", None))
+    since = _day(s.operating_since)
     deadline = cfg.plan_deadline_day
     return max(since, deadline) if since else deadline
 
@@ -312,7 +300,7 @@ def system_year(s: System, p: Period, cfg: CoverageConfig, snaps: Sequence[Snaps
     # The plan is the one "theo hồ sơ đề xuất cấp độ được phê duyệt": not without approval.
     plan_deployed = plan_on if approved and plan_on is not None and plan_on <= p.end else None
     in_op = was_in_operation(s, p.end)
-    since = _day(getattr(s, "operating_since", None))
+    since = _day(s.operating_since)
     start = p.start_ts
     if since is not None and since > p.start:  # no obligation before it went live
         tz = dt.timezone(dt.timedelta(hours=cfg.utc_offset_hours))
@@ -324,14 +312,14 @@ def system_year(s: System, p: Period, cfg: CoverageConfig, snaps: Sequence[Snaps
     team = list(s.onsite.team)
     return SystemYear(
         id=s.id, name=s.name, unit=s.unit,
-        operating_unit=str(getattr(s, "operating_unit", "") or "") or s.unit,
-        level=int(s.level), proposed_level=getattr(s, "proposed_level", None),
+        operating_unit=s.operating_unit or s.unit,
+        level=int(s.level), proposed_level=s.proposed_level,
         status=_status(s), in_operation=in_op, hosting=location, hosting_name=host_name,
-        operating_since=_day(getattr(s, "operating_since", None)),
-        retired_on=_day(getattr(s, "retired_on", None)),
+        operating_since=_day(s.operating_since),
+        retired_on=_day(s.retired_on),
         approved=approved, decision=s.approval.decision if approved else "",
         approved_on=approved_on if approved else None,
-        authority=str(getattr(s.approval, "authority", "") or "") if approved else "",
+        authority=s.approval.authority if approved else "",
         approved_on_time=(approved_on <= approval_due(s, cfg)  # type: ignore[operator]
                           if approved and in_op else None),
         plan_deployed_on=plan_deployed,
@@ -341,7 +329,7 @@ def system_year(s: System, p: Period, cfg: CoverageConfig, snaps: Sequence[Snaps
         assessed=assessed, national_enabled=bool(s.national.enabled),
         monitoring_provider=s.monitoring.provider, monitoring_kind=_monitoring_kind(s),
         contract_until=_day(s.monitoring.contract_until), onsite_team=len(team),
-        onsite_trained=sum(_day(getattr(c, "trained", None)) is not None for c in team),
+        onsite_trained=sum(_day(c.trained) is not None for c in team),
     )
 
 
@@ -354,19 +342,19 @@ def inspections_of(s: System, p: Period) -> tuple[list[Inspection], list[Finding
         if a.day > p.end:
             continue  # a future date is a plan, not a result
         this_year = a.day >= p.start
-        findings = list(getattr(a, "findings", None) or [])
+        findings = list(a.findings)
         if this_year:
             out.append(Inspection(s.id, s.name, s.unit, a.day, a.organisation, _independent(a),
                                   a.result, a.report, len(findings)))
         for f in findings:
-            state = str(getattr(f, "state", "open") or "open")
+            state = f.state
             if not this_year and state != "open":
                 continue
-            due = _day(getattr(f, "due", None))
+            due = _day(f.due)
             found.append(Finding(
-                s.id, s.name, s.unit, a.day, str(getattr(f, "title", "")),
-                str(getattr(f, "owner", "") or "") or s.unit, due, state,
-                _day(getattr(f, "fixed_on", None)),
+                s.id, s.name, s.unit, a.day, f.title,
+                f.owner or s.unit, due, state,
+                _day(f.fixed_on),
                 overdue=state == "open" and due is not None and due < p.end))
     return out, found
 

@@ -27,7 +27,8 @@ from collector.alerts.access import Access, ensure_token
 from collector.alerts.store import AlertStore
 from collector.coverage.config import CoverageConfig
 from collector.coverage.history import HistoryStore, Snapshot
-from collector.inventory import Inventory
+from collector.inventory import Finding as InventoryFinding
+from collector.inventory import Hosting, Inventory
 from collector.report import cli as report_cli
 from collector.report.api import ReportAPI, gather
 from collector.report.i18n import LANGS, Texts, keys, resolve_lang, text
@@ -439,30 +440,28 @@ def test_language_choice() -> None:
                                                                         "3 d")
 
 
-# -- the inventory's new fields (issue 9 item 1), read when present ----------------------------
+# -- the inventory's fields of issue 9 item 1 ----------------------------------------------------
 def test_new_inventory_fields_when_the_model_has_them(
         world: tuple[Inventory, HistoryStore, AlertStore]) -> None:
     """Status retired/upgrading, hosting, authority, contracted SOC, independent flag and
-    findings: set on the loaded objects as the extended model will load them."""
-    from types import SimpleNamespace
-
+    findings, set on the loaded objects with the inventory's own types."""
     _, history, alerts = world
     inv = fx.inventory()
     cong, dvc, his, _emr, mail, qlvb = inv.systems
-    cong.approval.authority = "UBND tỉnh Thừa Thiên Huế"  # type: ignore[attr-defined]
-    cong.operating_unit = "Trung tâm Công nghệ thông tin"  # type: ignore[attr-defined]
-    cong.hosting = SimpleNamespace(location="provincial_dc", name="TTDL tỉnh")  # type: ignore[attr-defined]
-    cong.assessments[0].findings = [  # type: ignore[attr-defined]
-        SimpleNamespace(title="Mật khẩu mặc định trên web-02", owner="Phòng CNTT",
-                        due="2025-06-30", state="open", fixed_on=None),
-        SimpleNamespace(title="Thiếu nhật ký", owner="", due=dt.date(2025, 4, 30),
-                        state="fixed", fixed_on=dt.date(2025, 4, 20))]
-    qlvb.assessments[0].independent = False  # type: ignore[attr-defined]  # a self-assessment
-    dvc.status = "upgrading"  # type: ignore[assignment]
-    his.monitoring.kind = "contracted"  # type: ignore[attr-defined]
+    cong.approval.authority = "UBND tỉnh Thừa Thiên Huế"
+    cong.operating_unit = "Trung tâm Công nghệ thông tin"
+    cong.hosting = Hosting(location="provincial_dc", name="TTDL tỉnh")
+    cong.assessments[0].findings = [
+        InventoryFinding(title="Mật khẩu mặc định trên web-02", owner="Phòng CNTT",
+                         due="2025-06-30", state="open"),
+        InventoryFinding(title="Thiếu nhật ký", owner="", due="2025-04-30",
+                         state="fixed", fixed_on="2025-04-20")]
+    qlvb.assessments[0].independent = False  # a self-assessment
+    dvc.status = "upgrading"
+    his.monitoring.kind = "contracted"
     his.monitoring.contract_until = "2026-01-31"
-    mail.status = "retired"  # type: ignore[assignment]
-    mail.retired_on = "2025-09-01"  # type: ignore[attr-defined]
+    mail.status = "retired"
+    mail.retired_on = "2025-09-01"
     r = gather(inv, CFG, fx.YEAR, fx.NOW, history=history, alerts=alerts)
     got = {(o.system_id, o.kind): o for o in r.obligations}
     c = sys_(r, "cong-ttdt")
@@ -486,7 +485,7 @@ def test_new_inventory_fields_when_the_model_has_them(
                    "Phê duyệt lại cấp độ sau khi nâng cấp, mở rộng", "Đã khắc phục (20/04/2025)"):
         assert needle in vi, needle
     # retired before the year began: not part of it
-    mail.retired_on = "2024-12-31"  # type: ignore[attr-defined]
+    mail.retired_on = "2024-12-31"
     r = gather(inv, CFG, fx.YEAR, fx.NOW, history=history, alerts=alerts)
     assert "mail" not in {s.id for s in r.systems}
 
