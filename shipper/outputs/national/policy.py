@@ -33,43 +33,52 @@ FILTERED_REASONS = ("below_severity", "alerts_disabled", "summaries_disabled", "
                     "system_opted_out", "unknown_system", "malformed")
 
 
+class NationalFlag(Protocol):
+    @property
+    def enabled(self) -> bool: ...
+
+
+class SystemRecord(Protocol):
+    """What the policy reads of an inventory entry (the collector's ``System``)."""
+
+    @property
+    def level(self) -> int: ...
+
+    @property
+    def status(self) -> str: ...
+
+    @property
+    def national(self) -> NationalFlag: ...
+
+
 class SystemDirectory(Protocol):
     """The inventory as the policy reads it (the collector's InventoryHolder).
 
-    A system's ``level`` (int) and ``national`` flag (bool, mapping or object with
-    ``enabled``) are read defensively: an inventory problem must not stop sharing.
+    Typed, so a field renamed in the inventory fails the type check here; read inside
+    ``try``: an inventory problem must not stop sharing.
     """
 
-    def system(self, system_id: str) -> Any: ...
+    def system(self, system_id: str) -> SystemRecord | None: ...
 
     def has_systems(self) -> bool: ...
 
 
 def _opted_out(inventory: SystemDirectory | None, system_id: Any) -> bool:
-    """Read the per-system ``national`` flag defensively (bool, object or mapping)."""
     if inventory is None or not isinstance(system_id, str):
         return False
     try:
         system = inventory.system(system_id)
+        return system is not None and not system.national.enabled
     except Exception:  # an inventory problem must not stop sharing
         return False
-    if system is None:
-        return False
-    flag = getattr(system, "national", None)
-    if flag is None:
-        return False
-    if isinstance(flag, bool):
-        return not flag
-    if isinstance(flag, dict):
-        return flag.get("enabled", True) is False
-    return getattr(flag, "enabled", True) is False
 
 
 def _retired(inventory: SystemDirectory | None, system_id: Any) -> bool:
     if inventory is None or not isinstance(system_id, str):
         return False
     try:
-        return getattr(inventory.system(system_id), "status", None) == "retired"
+        system = inventory.system(system_id)
+        return system is not None and system.status == "retired"
     except Exception:  # an inventory problem must not stop sharing
         return False
 
@@ -92,10 +101,9 @@ def _level(event: dict[str, Any], inventory: SystemDirectory | None) -> int | No
     if inventory is not None and isinstance(system_id, str):
         try:
             system = inventory.system(system_id)
-        except Exception:
+            return None if system is None else int(system.level)
+        except Exception:  # an inventory problem must not stop sharing
             return None
-        lvl = getattr(system, "level", None)
-        return lvl if isinstance(lvl, int) else None
     return None
 
 
