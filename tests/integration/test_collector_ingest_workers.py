@@ -193,3 +193,43 @@ async def test_stopping_while_workers_start_leaves_no_process(tmp_path):
     started = worker_pids(os.getpid()) - before
     await runner.cleanup()  # most likely before the workers said hello
     assert all(gone(p) for p in started)
+
+
+async def test_the_loop_prepares_a_batch_itself_only_when_every_worker_is_full():
+    """``depth`` batches wait at a worker; the next one is prepared on the event loop.
+
+    Default 8 (DEFAULT_DEPTH): 8 batches at once all go to the one worker, a 9th is
+    prepared in-process. Each request that goes to a worker takes its slot before it
+    first waits, so which ones overflow does not depend on timing.
+    """
+    from collector.auth import AgentRecord
+    from collector.enrich import Enricher
+    from collector.ingest_workers import DEFAULT_DEPTH, BatchJob, IngestWorkers, Prepared
+    from collector.inventory import Inventory, InventoryHolder
+    from collector.validate import Limits
+
+    job = BatchJob(Limits(65536, 12, 300.0, 86400.0), 1 << 20, 1000,
+                   AgentRecord("agent-1", "hash", "sys-1", "web-01", 0.0), None)
+    body = gzip.compress(b"\n".join(orjson.dumps(new_event("process", process={"pid": i}))
+                                    for i in range(20)))
+    enricher = Enricher(InventoryHolder(Inventory()))
+    workers = IngestWorkers(1)
+    assert workers.depth == DEFAULT_DEPTH == 8
+    await workers.start()
+    workers.inline_below = 0
+    workers.spawn()
+    try:
+        assert await wait_for(lambda: workers.ready == 1, timeout=60)
+        for n, to_worker, in_loop in ((8, 8, 0), (9, 8, 1)):
+            before = (workers.stats.batches, workers.stats.busy)
+            results = await asyncio.gather(*(workers.prepare(body, True, job, enricher)
+                                             for _ in range(n)))
+            assert all(isinstance(r, Prepared) and len(r.events) == 20 for r in results)
+            assert (workers.stats.batches - before[0], workers.stats.busy - before[1]) == (
+                to_worker, in_loop)
+        workers.depth = 1  # e.g. a busier setting: the rest of a burst goes to the loop
+        before = (workers.stats.batches, workers.stats.busy)
+        await asyncio.gather(*(workers.prepare(body, True, job, enricher) for _ in range(3)))
+        assert (workers.stats.batches - before[0], workers.stats.busy - before[1]) == (1, 2)
+    finally:
+        await workers.stop()
