@@ -258,14 +258,18 @@ debian_root() {
     mkdir -p "$CACHE"
     exec 9>"$CACHE/debian12-root.lock"
     flock 9
-    if [ -s "$ROOT_TAR" ]; then return; fi
+    if [ -f "$ROOT_TAR" ] && [ -s "$ROOT_TAR" ]; then return; fi
+    # Whatever an interrupted or older run left (a directory, a partial file) is made anew.
+    rm -rf "$ROOT_TAR" "$ROOT_TAR.tmp"
     say "making the clean Debian 12 root (once per machine): $ROOT_TAR"
     local sources=()
     # The machine's own configured Debian mirror, if it has one in deb822 form.
     [ -f /etc/apt/sources.list.d/debian.sources ] && sources=(/etc/apt/sources.list.d/debian.sources)
     local t; t=$(now)
     if command -v mmdebstrap >/dev/null; then
-        mmdebstrap --quiet --variant=minbase bookworm "$ROOT_TAR.tmp" "${sources[@]}"
+        # --format: mmdebstrap guesses it from the name, and "*.tmp" is not a tarball's
+        # (it made a directory, which the extraction below then could not read).
+        mmdebstrap --quiet --variant=minbase --format=tar bookworm "$ROOT_TAR.tmp" "${sources[@]}"
     else
         local dir; dir=$(mktemp -d)
         debootstrap --variant=minbase bookworm "$dir" >/dev/null
