@@ -20,6 +20,7 @@ from canhgac.tls import client_context
 from collector.alerts.access import read_token
 from collector.coverage.history import HistoryStore
 from tests.fixtures.collector import RunningCollector, gz_ndjson, start_collector, wait_for
+from tests.fixtures.elasticsearch import searchable_count
 
 pytestmark = [pytest.mark.integration]
 
@@ -148,9 +149,7 @@ async def test_history_goes_to_its_own_data_stream(es_url: str, tmp_path: Path) 
         store = _history(running)
 
         async def delivered() -> bool:
-            await es.indices.refresh(index=stream, ignore_unavailable=True, allow_no_indices=True)
-            resp = await es.count(index=stream, ignore_unavailable=True, allow_no_indices=True)
-            return int(resp["count"]) == 2 and store.es_backlog() == 0
+            return await searchable_count(es, stream) == 2 and store.es_backlog() == 0
 
         assert await wait_for(delivered, timeout=30, interval=0.3)
         ds = (await es.indices.get_data_stream(name=stream))["data_streams"][0]

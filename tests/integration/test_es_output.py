@@ -19,6 +19,7 @@ from shipper.output import Batch
 from shipper.outputs.elasticsearch import ElasticsearchOutput
 from shipper.outputs.elasticsearch.config import load
 from tests.fixtures.collector import start_collector, wait_for
+from tests.fixtures.elasticsearch import searchable_count
 
 pytestmark = [pytest.mark.integration, pytest.mark.elasticsearch]
 
@@ -40,12 +41,6 @@ systems:
     level: 1
     hosts: [egov-01]
 """
-
-
-async def _count(client: AsyncElasticsearch, index: str) -> int:
-    await client.indices.refresh(index=index, ignore_unavailable=True, allow_no_indices=True)
-    resp = await client.count(index=index, ignore_unavailable=True, allow_no_indices=True)
-    return int(resp["count"])
 
 
 def _metric(text: str, name: str, **labels: str) -> float:
@@ -98,7 +93,7 @@ async def test_agent_events_land_in_level_streams_with_ecs_types(es_url: str, tm
                     assert (await r.json())["accepted"] == n
 
             async def arrived() -> bool:
-                return await _count(es, f"logs-canhgac.*-{ns}.*") == 60
+                return await searchable_count(es, f"logs-canhgac.*-{ns}.*") == 60
             assert await wait_for(arrived, timeout=30)
 
             # streams: dataset x retention class, never per system
