@@ -17,6 +17,7 @@ from elasticsearch import AsyncElasticsearch
 from canhgac.schema import new_event
 from canhgac.tls import client_context
 from tests.fixtures.collector import RunningCollector, start_collector, wait_for
+from tests.fixtures.elasticsearch import search_when_ready
 
 pytestmark = pytest.mark.integration
 
@@ -101,12 +102,9 @@ async def test_flat_dotted_keys_cannot_choose_the_system_in_elasticsearch(
                 assert r.status == 200 and (await r.json())["accepted"] == 1
 
         async def arrived() -> list[dict[str, Any]]:
-            await es.indices.refresh(index=f"logs-canhgac.*-{ns}.*", ignore_unavailable=True,
-                                     allow_no_indices=True)
-            resp = await es.search(index=f"logs-canhgac.*-{ns}.*", ignore_unavailable=True,
-                                   allow_no_indices=True,
-                                   query={"term": {"event.id": claim["event"]["id"]}})
-            return [h["_source"] for h in resp["hits"]["hits"]]
+            resp = await search_when_ready(es, f"logs-canhgac.*-{ns}.*",
+                                           query={"term": {"event.id": claim["event"]["id"]}})
+            return [] if resp is None else [h["_source"] for h in resp["hits"]["hits"]]
 
         assert await wait_for(arrived, timeout=30)
         (source,) = await arrived()
