@@ -205,26 +205,8 @@ def _day(value: Any) -> dt.date | None:
     return None
 
 
-def _status(s: System) -> str:
-    return s.status
-
-
-def _independent(a: Assessment) -> bool:
-    """Only an independent inspection counts for layer 3 (the inventory's default is a
-    self-assessment: an assessor must be stated independent)."""
-    return a.independent
-
-
-def _hosting(s: System) -> tuple[str, str]:
-    return (s.hosting.location, s.hosting.name)
-
-
-def _monitoring_kind(s: System) -> str:
-    return s.monitoring.kind
-
-
 def was_in_operation(s: System, end: dt.date) -> bool:
-    status = _status(s)
+    status = s.status
     if status in IN_OPERATION:
         since = _day(s.operating_since)
         return since is None or since <= end
@@ -236,7 +218,7 @@ def was_in_operation(s: System, end: dt.date) -> bool:
 
 def in_report(s: System, p: Period) -> bool:
     """A system retired before the year began is not part of the year."""
-    if _status(s) == "retired":
+    if s.status == "retired":
         retired = _day(s.retired_on)
         return retired is None or retired >= p.start
     return True
@@ -306,15 +288,15 @@ def system_year(s: System, p: Period, cfg: CoverageConfig, snaps: Sequence[Snaps
         tz = dt.timezone(dt.timedelta(hours=cfg.utc_offset_hours))
         start = max(start, dt.datetime.combine(since, dt.time(), tz).timestamp())
     means, shares, seconds = layer_means(snaps, start, p.end_ts)
-    assessed = any(p.start <= a.day <= p.end and _independent(a) and _passing(a)
+    assessed = any(p.start <= a.day <= p.end and a.independent and _passing(a)
                    for a in s.assessments)
-    location, host_name = _hosting(s)
     team = list(s.onsite.team)
     return SystemYear(
         id=s.id, name=s.name, unit=s.unit,
         operating_unit=s.operating_unit or s.unit,
         level=int(s.level), proposed_level=s.proposed_level,
-        status=_status(s), in_operation=in_op, hosting=location, hosting_name=host_name,
+        status=s.status, in_operation=in_op, hosting=s.hosting.location,
+        hosting_name=s.hosting.name,
         operating_since=_day(s.operating_since),
         retired_on=_day(s.retired_on),
         approved=approved, decision=s.approval.decision if approved else "",
@@ -327,7 +309,7 @@ def system_year(s: System, p: Period, cfg: CoverageConfig, snaps: Sequence[Snaps
         plan_document=s.plan.document,
         layers=means, full_share=shares, observed_days=round(seconds / 86400.0, 1),
         assessed=assessed, national_enabled=bool(s.national.enabled),
-        monitoring_provider=s.monitoring.provider, monitoring_kind=_monitoring_kind(s),
+        monitoring_provider=s.monitoring.provider, monitoring_kind=s.monitoring.kind,
         contract_until=_day(s.monitoring.contract_until), onsite_team=len(team),
         onsite_trained=sum(_day(c.trained) is not None for c in team),
     )
@@ -344,7 +326,7 @@ def inspections_of(s: System, p: Period) -> tuple[list[Inspection], list[Finding
         this_year = a.day >= p.start
         findings = list(a.findings)
         if this_year:
-            out.append(Inspection(s.id, s.name, s.unit, a.day, a.organisation, _independent(a),
+            out.append(Inspection(s.id, s.name, s.unit, a.day, a.organisation, a.independent,
                                   a.result, a.report, len(findings)))
         for f in findings:
             state = f.state
